@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Build a StyliShi catalog index from a Hub dataset, a local image folder, or the offline demo.
+
+Examples:
+  python build_index.py --demo --out demo_index                      # offline: garments + tiny random CLIP
+  python build_index.py --images photos/ --out my_index              # a folder (+ optional metadata.csv)
+  python build_index.py --dataset ashraq/fashion-product-images-small --limit 2000 --out fashion_2k
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from stylishi.config import DEFAULT_DATASET, DEFAULT_MODEL, set_threads
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", metavar="HUB_ID", default=None,
+                     help=f"Hub dataset with an image column, read streaming (default: {DEFAULT_DATASET})")
+    src.add_argument("--images", metavar="DIR",
+                     help="local folder of JPEG/PNG/WebP pictures, any depth; an optional metadata.csv with a "
+                          "file_name column (paths relative to DIR) adds id, name, category, colour, gender, ...")
+    src.add_argument("--demo", action="store_true",
+                     help="offline demo: generate garment pictures and a tiny random CLIP under --out, then build")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the index artifact to")
+    p.add_argument("--split", default="train", help="dataset split (default: train)")
+    p.add_argument("--revision", default=None, help="dataset revision (branch, tag or commit) to read")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="index at most N items (default: all)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"CLIP checkpoint: Hub id[@rev] or local folder (default: {DEFAULT_MODEL}; "
+                        "openai/clip-vit-base-patch32 also works)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default: 32)")
+    p.add_argument("--index-factory", default="Flat",
+                   help='FAISS index_factory string, inner product (default: "Flat", exact; e.g. "HNSW32", "IVF1024,SQ8")')
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--threads", type=int, default=0, help="torch/FAISS threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    set_threads(args.threads)
+    from stylishi import builder
+    from stylishi.embedder import Embedder
+    from stylishi.errors import StyliShiError
+    from stylishi.hub import resolve_model
+
+    try:
+        if args.demo:
+            report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
+        else:
+            model_dir, model_id, revision = resolve_model(args.model)
+            embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=args.device)
+            if args.images:
+                records = builder.folder_records(args.images)
+                source = {"kind": "folder", "path": args.images}
+            else:
+                dataset = args.dataset or DEFAULT_DATASET
+                records = builder.dataset_records(dataset, split=args.split, revision=args.revision)
+                source = {"kind": "hub-dataset", "id": dataset, "split": args.split, "revision": args.revision}
+            report = builder.build(records, embedder, args.out, limit=args.limit, batch_size=args.batch_size,
+                                   factory=args.index_factory, source=source, progress=not args.no_progress)
+    except StyliShiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    if report.validation_passed < report.validated:
+        print(f"error: validation failed for {report.failures}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The catalog index artifact: a folder anyone can inspect, checksum and share on the Hub.
+
+    manifest.json        format version, model id/revision, dim, FAISS factory, item count, build date, sha256 of each file
+    index.faiss          the FAISS index; row i is item i
+    items.parquet        one row per item: id, name, category, ... whatever the source had, and its thumbnail's file name
+    thumbnails.parquet   (file, jpeg) — the gallery thumbnails, packed so a 44k catalog is one file, not 44k
+
+No pickle anywhere: loading an artifact from a stranger runs none of their code. Loading verifies every checksum and
+count and refuses, naming the fix, on any mismatch.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import faiss
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import index as faiss_index
+from .config import cache_dir
+from .errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "stylishi-catalog"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+INDEX_FILE = "index.faiss"
+ITEMS_FILE = "items.parquet"
+THUMBS_FILE = "thumbnails.parquet"
+DATA_FILES = (INDEX_FILE, ITEMS_FILE, THUMBS_FILE)
+REBUILD_HINT = "Rebuild it with build_index.py (or download it again)."
+
+# Metadata columns a shopper can filter by, in the order the UI shows them.
+FILTERABLE = ("gender", "category", "subcategory", "article_type", "colour", "season", "usage")
+
+
+@dataclass
+class Catalog:
+    """A verified, loaded catalog: the index, the items' metadata and their thumbnails."""
+
+    root: Path
+    manifest: dict[str, Any]
+    index: faiss.Index
+    items: pd.DataFrame
+    thumbnails: pa.Table
+    thumb_dir: Path
+    _row_of: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["embedding"]["dim"])
+
+    @property
+    def model_id(self) -> str:
+        return str(self.manifest["model"]["id"])
+
+    def row_of(self, item_id: str) -> int | None:
+        if not self._row_of:
+            self._row_of = {str(v): i for i, v in enumerate(self.items["id"])}
+        return self._row_of.get(str(item_id))
+
+    def filter_values(self) -> dict[str, list[str]]:
+        """The filterable columns this catalog has, with their values (sorted, non-empty)."""
+        out: dict[str, list[str]] = {}
+        for col in FILTERABLE:
+            if col in self.items.columns:
+                values = sorted({str(v) for v in self.items[col].dropna() if str(v).strip()})
+                if values:
+                    out[col] = values
+        return out
+
+    def thumbnail_path(self, row: int) -> Path:
+        """The thumbnail of row `row` as a file (unpacked on first use), or a placeholder if it is missing."""
+        name = self.items.at[row, "thumbnail"] if "thumbnail" in self.items.columns else None
+        if not isinstance(name, str) or not name:
+            return self.placeholder()
+        path = self.thumb_dir / Path(name).name
+        if not path.exists():
+            data = self.thumbnails.column("jpeg")[row].as_py()
+            if not data:
+                return self.placeholder()
+            tmp = path.with_suffix(f".{row}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return path
+
+    def placeholder(self) -> Path:
+        path = self.thumb_dir / "_missing.jpg"
+        if not path.exists():
+            from PIL import Image, ImageDraw
+
+            img = Image.new("RGB", (128, 128), (236, 236, 236))
+            ImageDraw.Draw(img).text((22, 58), "no picture", fill=(120, 120, 120))
+            img.save(path, format="JPEG")
+        return path
+
+
+# -- writing ---------------------------------------------------------------------------------------------------
+def safe_file_name(item_id: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(item_id)).strip("._")[:80] or "item"
+    return f"{stem}.jpg"
+
+
+def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thumbnails: list[bytes | None],
+          model: dict[str, Any], factory: str = faiss_index.DEFAULT_FACTORY, source: dict[str, Any] | None = None,
+          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a complete artifact; returns its manifest. Files are written first, the manifest last."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(items)
+    if vectors.shape[0] != n or len(thumbnails) != n:
+        raise ValueError(f"vectors ({vectors.shape[0]}), items ({n}) and thumbnails ({len(thumbnails)}) differ in length")
+    if "id" not in items.columns:
+        raise ValueError("items need an 'id' column")
+    items = items.reset_index(drop=True).copy()
+    items["id"] = items["id"].astype(str)
+    if items["id"].duplicated().any():
+        dup = items["id"][items["id"].duplicated()].iloc[0]
+        raise ValueError(f"item ids must be unique; {dup!r} appears more than once")
+    names = _unique_file_names(items["id"])
+    items["thumbnail"] = [name if data else None for name, data in zip(names, thumbnails)]
+
+    idx = faiss_index.build(vectors, factory)
+    faiss_index.save(idx, out / INDEX_FILE)
+    pq.write_table(pa.Table.from_pandas(items, preserve_index=False), out / ITEMS_FILE)
+    thumbs = pa.table({"file": pa.array(names, pa.string()), "jpeg": pa.array(thumbnails, pa.binary())})
+    pq.write_table(thumbs, out / THUMBS_FILE, compression="none")  # JPEG does not compress; raw pages read zero-copy
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"id": model["id"], "revision": model.get("revision"), "mode": model.get("mode", "fp32")},
+        "embedding": {"dim": int(vectors.shape[1]), "normalization": "l2", "metric": "inner_product", "dtype": "float32"},
+        "index": {"factory": factory, "type": faiss_index.describe(idx), "params": {}},
+        "count": n,
+        "built_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "source": source or {},
+        "columns": [c for c in items.columns],
+        "files": {name: _file_entry(out / name) for name in DATA_FILES},
+    }
+    if extra:
+        manifest.update(extra)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def _unique_file_names(ids: Iterable[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for item_id in ids:
+        name = safe_file_name(item_id)
+        if name in seen:
+            seen[name] += 1
+            name = f"{name[:-4]}-{seen[name]}.jpg"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    root = Path(root)
+    path = root / MANIFEST
+    if not root.is_dir():
+        raise ArtifactError(f"The catalog index folder {root} does not exist. Build one with "
+                            "`python build_index.py --demo --out DIR` (offline) or point --index at a Hub repo.")
+    if not path.is_file():
+        raise ArtifactError(f"{root} has no {MANIFEST}, so it is not a StyliShi catalog index. {REBUILD_HINT}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc}). {REBUILD_HINT}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path} is not a StyliShi catalog manifest. {REBUILD_HINT}")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(f"{root} uses catalog format version {version}; this StyliShi reads version "
+                            f"{FORMAT_VERSION}. Rebuild the index with this version's build_index.py.")
+    return manifest
+
+
+def verify_files(root: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is there, of the listed size and sha256."""
+    files = manifest.get("files") or {}
+    for name in DATA_FILES:
+        if name not in files:
+            raise ArtifactError(f"{root / MANIFEST} does not list {name}. {REBUILD_HINT}")
+    for name, entry in files.items():
+        path = root / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing from the catalog index. {REBUILD_HINT}")
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            raise ArtifactError(f"{path} is {size} bytes but the manifest says {entry.get('bytes')}: the file is "
+                                f"truncated or was replaced. {REBUILD_HINT}")
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            raise ArtifactError(f"{path} is corrupted: its sha256 is {digest[:12]}… but the manifest says "
+                                f"{str(entry.get('sha256'))[:12]}…. {REBUILD_HINT}")
+
+
+def load(root: str | Path, *, expected_dim: int | None = None) -> Catalog:
+    """Load and verify an artifact folder. Refuses (ArtifactError) rather than ever serving wrong results."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    verify_files(root, manifest)
+    count = int(manifest.get("count", -1))
+    dim = int(manifest["embedding"]["dim"])
+    if expected_dim is not None and expected_dim != dim:
+        raise ArtifactError(f"The catalog index {root} holds {dim}-d vectors from {manifest['model']['id']}, but the "
+                            f"loaded model makes {expected_dim}-d vectors. Load the model the index was built with, "
+                            "or rebuild the index with this model.")
+    try:
+        idx = faiss_index.load(root / INDEX_FILE)
+    except RuntimeError as exc:
+        raise ArtifactError(f"{root / INDEX_FILE} could not be read by FAISS ({exc}). {REBUILD_HINT}") from None
+    try:
+        items = pq.read_table(root / ITEMS_FILE).to_pandas()
+        thumbs = pq.read_table(root / THUMBS_FILE, memory_map=True)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ArtifactError(f"The metadata of {root} could not be read ({exc}). {REBUILD_HINT}") from None
+    if idx.d != dim:
+        raise ArtifactError(f"{root / INDEX_FILE} holds {idx.d}-d vectors but the manifest says {dim}. {REBUILD_HINT}")
+    counts = {"manifest": count, "index": idx.ntotal, "items.parquet": len(items), "thumbnails.parquet": thumbs.num_rows}
+    if len(set(counts.values())) != 1:
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items())
+        raise ArtifactError(f"The catalog index {root} is inconsistent: item counts differ ({detail}). {REBUILD_HINT}")
+    thumb_dir = cache_dir() / "thumbs" / manifest["files"][THUMBS_FILE]["sha256"][:16]
+    thumb_dir.mkdir(parents=True, exist_ok=True)
+    log.info("catalog %s: %d items, %d-d, %s, model %s", root, count, dim, manifest["index"]["type"], manifest["model"]["id"])
+    return Catalog(root=root, manifest=manifest, index=idx, items=items, thumbnails=thumbs, thumb_dir=thumb_dir)

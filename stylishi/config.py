@@ -1,0 +1,76 @@
+"""Every setting in one place: an environment variable with a documented default.
+
+Command-line flags (app.py, build_index.py) override these; nothing else reads the environment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MODEL = "patrickjohncyh/fashion-clip"
+ALT_MODELS = ("openai/clip-vit-base-patch32",)
+DEFAULT_DATASET = "ashraq/fashion-product-images-small"
+DEFAULT_INDEX_REPO = "stylishi/fashion-product-index"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number; unset it or give e.g. {name}={default}") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value in {"1", "true", "yes", "on"}
+
+
+def cache_dir() -> Path:
+    """Where StyliShi keeps what it derives (thumbnails, starter and demo indexes)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stylishi"
+    return Path(_env("STYLISHI_CACHE", str(default))).expanduser()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an uploaded query may be. Anything outside is refused with a clear message."""
+
+    max_bytes: int = field(default_factory=lambda: _env_int("STYLISHI_MAX_BYTES", 10 * 1024 * 1024))
+    max_side: int = field(default_factory=lambda: _env_int("STYLISHI_MAX_SIDE", 4096))
+    max_text_chars: int = field(default_factory=lambda: _env_int("STYLISHI_MAX_TEXT", 500))
+    max_k: int = 50
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = field(default_factory=lambda: _env("STYLISHI_MODEL", ""))  # "" = the model named by the index
+    index: str = field(default_factory=lambda: _env("STYLISHI_INDEX", DEFAULT_INDEX_REPO))
+    device: str = field(default_factory=lambda: _env("STYLISHI_DEVICE", "auto"))
+    threads: int = field(default_factory=lambda: _env_int("STYLISHI_THREADS", 0))  # 0 = all cores
+    limits: Limits = field(default_factory=Limits)
+
+
+def set_threads(n: int = 0) -> int:
+    """Pin torch and FAISS to n threads (0 = cores) so they do not oversubscribe a small box."""
+    n = n or os.cpu_count() or 1
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:  # pragma: no cover - faiss is a hard dependency
+        pass
+    return n

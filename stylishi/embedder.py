@@ -1,0 +1,123 @@
+"""The CLIP embedder: pictures and text in, L2-normalised float32 vectors out.
+
+Loaded once through `transformers`' own `from_pretrained` (a Hub id through the Hub cache, or a local folder),
+so the tiny test models and the production checkpoint take the very same path.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MODES = ("fp32", "bf16", "int8")
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class Embedder:
+    """One CLIP model and its processor, ready to embed batches."""
+
+    def __init__(self, model, processor, model_id: str, revision: str | None, device: str, mode: str = "fp32"):
+        self.model = model
+        self.processor = processor
+        self.model_id = model_id
+        self.revision = revision
+        self.device = device
+        self.mode = mode
+        self.dim = int(model.config.projection_dim)
+        tok = getattr(processor, "tokenizer", None)
+        self._max_text_tokens = int(min(getattr(tok, "model_max_length", 77) or 77,
+                                        model.config.text_config.max_position_embeddings))
+
+    @classmethod
+    def load(cls, model_path: str | Path, *, model_id: str | None = None, revision: str | None = None,
+             device: str = "auto", mode: str = "fp32") -> "Embedder":
+        """Load a checkpoint folder (or Hub id) with `CLIPModel`/`CLIPProcessor.from_pretrained`."""
+        from transformers import CLIPModel, CLIPProcessor
+
+        if mode not in MODES:
+            raise ModelError(f"Unknown embedding mode {mode!r}; choose one of {', '.join(MODES)}.")
+        device = pick_device(device)
+        try:
+            model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=None)
+            processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
+        except OSError as exc:
+            raise ModelError(
+                f"Could not load the CLIP model {model_path!s}: {exc}. Give a Hub id such as "
+                "'patrickjohncyh/fashion-clip' (needs internet the first time) or a local folder made with "
+                "save_pretrained (e.g. the demo's: python build_index.py --demo --out DIR)."
+            ) from exc
+        model.eval().to(device)
+        model = _apply_mode(model, mode, device)
+        return cls(model, processor, model_id or str(model_path), revision, device, mode)
+
+    # -- images -------------------------------------------------------------------------------------------
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Resize, crop and normalise: the CLIP processor's exact recipe."""
+        batch = self.processor(images=list(images), return_tensors="pt")
+        return batch["pixel_values"]
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+        pixel_values = pixel_values.to(self.device)
+        with self._autocast():
+            out = self.model.get_image_features(pixel_values=pixel_values)
+        return _normalise(_features(out))
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """`[n, dim]` float32 unit vectors for RGB pictures (see `images.load_image`)."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.embed_pixels(self.preprocess(images))
+
+    # -- text ---------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """`[n, dim]` float32 unit vectors in the same space as the pictures."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True,
+                               max_length=self._max_text_tokens)
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        with self._autocast():
+            out = self.model.get_text_features(**batch)
+        return _normalise(_features(out))
+
+    def _autocast(self):
+        if self.mode == "bf16":
+            return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.device.split(":")[0], enabled=False)
+
+
+def _apply_mode(model, mode: str, device: str):
+    if mode == "int8":
+        if device != "cpu":
+            raise ModelError("int8 mode runs on the CPU only; use --embed-mode fp32 or bf16 on a GPU.")
+        from torch.ao.quantization import quantize_dynamic
+
+        model.vision_model = quantize_dynamic(model.vision_model, {torch.nn.Linear}, dtype=torch.qint8)
+        model.text_model = quantize_dynamic(model.text_model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+def _features(out) -> torch.Tensor:
+    # transformers 5 returns an output object whose pooler_output is the projected embedding; 4.x a tensor.
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def _normalise(x: torch.Tensor) -> np.ndarray:
+    x = x.float()
+    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return x.cpu().numpy().astype(np.float32, copy=False)

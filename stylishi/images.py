@@ -1,0 +1,148 @@
+"""Image intake: anything a browser, a program or a folder hands us becomes a safe RGB picture, or a clear refusal.
+
+Every refusal is an `ImageError` whose message a shopper can act on. Size checks run on the header, before a
+single pixel is decoded, so a decompression bomb never reaches memory.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import Limits
+from .errors import ImageError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+
+ACCEPTED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "MPO": "JPEG"}  # MPO: phone JPEGs with a depth map
+_FORMATS_TEXT = "JPEG, PNG or WebP"
+_WHITE = (255, 255, 255)
+
+# Our own header checks come first; this is a second fence for anything that slips past them.
+Image.MAX_IMAGE_PIXELS = 4096 * 4096 * 2
+
+
+def load_image(source: ImageInput, limits: Limits | None = None) -> Image.Image:
+    """Open, check and normalise one query or catalog image to an upright RGB `PIL.Image`."""
+    limits = limits or Limits()
+    if isinstance(source, Image.Image):
+        _check_size(source.size, limits)
+        return to_rgb(ImageOps.exif_transpose(source) if source.getexif() else source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, limits)
+    data = _read_bytes(source, limits)
+    return _decode(data, limits)
+
+
+def _read_bytes(source: ImageInput, limits: Limits) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError("That image file could not be found. Please choose the picture again.")
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise ImageError(_too_big_message(size, limits))
+        data = path.read_bytes()
+    else:
+        raise ImageError(f"Expected a picture, got {type(source).__name__}. Upload a {_FORMATS_TEXT} file.")
+    if not data:
+        raise ImageError("The file is empty (0 bytes). Please upload a photo.")
+    if len(data) > limits.max_bytes:
+        raise ImageError(_too_big_message(len(data), limits))
+    return data
+
+
+def _decode(data: bytes, limits: Limits) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
+        except Exception:
+            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
+        if img.format not in ACCEPTED_FORMATS:
+            raise ImageError(f"{img.format or 'This'} images are not supported. Please upload a {_FORMATS_TEXT} image.")
+        _check_size(img.size, limits)
+        try:
+            img.seek(0)  # animated WebP/PNG: the first frame is the query
+            img.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(_too_many_pixels_message(img.size, limits)) from None
+        except Exception:
+            raise ImageError("The picture is damaged or incomplete (the file may have been cut off). Please upload it again.") from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:
+        pass  # a broken EXIF block only costs us the rotation
+    return to_rgb(img)
+
+
+def _check_size(size: tuple[int, int], limits: Limits) -> None:
+    w, h = size
+    if w < 1 or h < 1:
+        raise ImageError("The picture has no pixels. Please upload a photo.")
+    if w > limits.max_side or h > limits.max_side:
+        raise ImageError(_too_many_pixels_message(size, limits))
+
+
+def _too_many_pixels_message(size: tuple[int, int], limits: Limits) -> str:
+    return (f"The picture is {size[0]}×{size[1]} pixels; the most we accept is {limits.max_side} pixels on a side. "
+            "Please resize it or take a smaller photo.")
+
+
+def _too_big_message(n: int, limits: Limits) -> str:
+    return (f"The file is {n / 1e6:.1f} MB; the most we accept is {limits.max_bytes / 1e6:.0f} MB. "
+            "Please upload a smaller photo.")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB: transparency goes over white (product shots are on white), high bit depths are scaled."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F":
+            hi = max(float(arr.max()), 1.0)
+        arr8 = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8).convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _from_array(arr: np.ndarray, limits: Limits) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError("The picture data has an unexpected shape. Please upload a photo file instead.")
+    _check_size((arr.shape[1], arr.shape[0]), limits)
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
+            arr = np.nan_to_num(arr.astype(np.float64) * scale)
+        elif arr.dtype == np.uint16:
+            arr = arr.astype(np.float64) / 257.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return to_rgb(Image.fromarray(np.ascontiguousarray(arr)))
+
+
+def thumbnail_jpeg(img: Image.Image, max_side: int = 256, quality: int = 85) -> bytes:
+    """A small JPEG for the results gallery: cheap to store, send and show."""
+    thumb = img.copy()
+    thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    thumb.save(buf, format="JPEG", quality=quality, optimize=True)
+    return buf.getvalue()

@@ -1,0 +1,200 @@
+"""The search service: a picture, a text or a catalog item in; ranked, scored products and stage timings out.
+
+Data flows one way: image → vector → neighbours → results. Nothing here knows about any UI.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import index as faiss_index
+from .catalog import FILTERABLE, Catalog
+from .config import Limits
+from .embedder import Embedder
+from .errors import ArtifactError, QueryError
+from .images import ImageInput, load_image
+
+log = logging.getLogger(__name__)
+
+Filters = Mapping[str, "str | Sequence[str] | None"]
+
+
+@dataclass
+class SearchResult:
+    rank: int
+    id: str
+    score: float  # cosine similarity, -1..1
+    match: float  # the score as a percentage, 0..100, for people
+    name: str
+    category: str
+    thumbnail: str  # a file path
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    results: list[SearchResult]
+    timings_ms: dict[str, float]  # preprocess, embed, search, format, total
+    catalog_size: int
+    query: str  # "image", "text", "vector" or "item"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"results": [r.to_dict() for r in self.results], "timings_ms": self.timings_ms,
+                "catalog_size": self.catalog_size, "query": self.query}
+
+
+class SearchService:
+    """Holds one embedder and one catalog; every method is safe to call from several threads."""
+
+    def __init__(self, embedder: Embedder, catalog: Catalog, limits: Limits | None = None):
+        if embedder.dim != catalog.dim:
+            raise ArtifactError(
+                f"The catalog index was built with {catalog.model_id} ({catalog.dim}-d vectors) but the loaded model "
+                f"{embedder.model_id} makes {embedder.dim}-d vectors. Load {catalog.model_id}, or rebuild the "
+                "index with your model.")
+        self.embedder = embedder
+        self.catalog = catalog
+        self.limits = limits or Limits()
+        self._filter_values = catalog.filter_values()
+        self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
+
+    # -- public surface ------------------------------------------------------------------------------------
+    def search_image(self, image: ImageInput, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        t0 = time.perf_counter()
+        allowed = self._allowed(filters)
+        k = self._check_k(k)
+        picture = load_image(image, self.limits)
+        pixels = self.embedder.preprocess([picture])
+        t1 = time.perf_counter()
+        vector = self.embedder.embed_pixels(pixels)
+        t2 = time.perf_counter()
+        return self._finish(vector, k, allowed, "image", t0, {"preprocess": t1 - t0, "embed": t2 - t1})
+
+    def search_text(self, text: str, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        t0 = time.perf_counter()
+        allowed = self._allowed(filters)
+        k = self._check_k(k)
+        text = " ".join(str(text or "").split())
+        if not text:
+            raise QueryError("Type a few words describing what you look for, e.g. “red floral summer dress”.")
+        if len(text) > self.limits.max_text_chars:
+            raise QueryError(f"That description is {len(text)} characters long; please keep it under "
+                             f"{self.limits.max_text_chars}.")
+        t1 = time.perf_counter()
+        vector = self.embedder.embed_texts([text])
+        t2 = time.perf_counter()
+        return self._finish(vector, k, allowed, "text", t0, {"preprocess": t1 - t0, "embed": t2 - t1})
+
+    def search_item(self, item_id: str, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        """More like this: search with an item's own stored vector."""
+        t0 = time.perf_counter()
+        allowed = self._allowed(filters)
+        k = self._check_k(k)
+        row = self.catalog.row_of(str(item_id).strip())
+        if row is None:
+            raise QueryError(f"There is no item with id {str(item_id)[:80]!r} in this catalog.")
+        vector = faiss_index.reconstruct(self.catalog.index, np.array([row]))
+        vector /= max(float(np.linalg.norm(vector)), 1e-12)
+        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0})
+
+    def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        t0 = time.perf_counter()
+        allowed = self._allowed(filters)
+        k = self._check_k(k)
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if vector.shape[1] != self.catalog.dim:
+            raise QueryError(f"The vector has {vector.shape[1]} dimensions; this catalog uses {self.catalog.dim}.")
+        return self._finish(vector, k, allowed, "vector", t0, {"preprocess": 0.0, "embed": 0.0})
+
+    @property
+    def filter_values(self) -> dict[str, list[str]]:
+        return self._filter_values
+
+    # -- machinery -----------------------------------------------------------------------------------------
+    def _finish(self, vector: np.ndarray, k: int, allowed: np.ndarray | None, kind: str, t0: float,
+                stages: dict[str, float]) -> SearchResponse:
+        t_search = time.perf_counter()
+        scores, rows = faiss_index.search(self.catalog.index, vector, k, allowed)
+        t_format = time.perf_counter()
+        results = [self._result(rank, int(row), float(score))
+                   for rank, (row, score) in enumerate(((r, s) for r, s in zip(rows[0], scores[0]) if r >= 0), start=1)]
+        t_end = time.perf_counter()
+        timings = {**{k_: round(v * 1000, 3) for k_, v in stages.items()},
+                   "search": round((t_format - t_search) * 1000, 3),
+                   "format": round((t_end - t_format) * 1000, 3),
+                   "total": round((t_end - t0) * 1000, 3)}
+        return SearchResponse(results=results, timings_ms=timings, catalog_size=len(self.catalog), query=kind)
+
+    def _result(self, rank: int, row: int, score: float) -> SearchResult:
+        item = self.catalog.items.iloc[row]
+        metadata = {k: _plain(v) for k, v in item.items() if k not in ("id", "thumbnail") and _plain(v) is not None}
+        category = next((str(metadata[c]) for c in ("article_type", "subcategory", "category") if metadata.get(c)), "")
+        return SearchResult(rank=rank, id=str(item["id"]), score=round(score, 6),
+                            match=round(max(0.0, min(1.0, score)) * 100, 1),
+                            name=str(metadata.get("name") or item["id"]), category=category,
+                            thumbnail=str(self.catalog.thumbnail_path(row)), metadata=metadata)
+
+    def _check_k(self, k: Any) -> int:
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise QueryError(f"The number of results must be a whole number from 1 to {self.limits.max_k}.") from None
+        if not 1 <= k <= self.limits.max_k:
+            raise QueryError(f"The number of results must be from 1 to {self.limits.max_k}; got {k}.")
+        return k
+
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """Row ids that pass every filter (None = no filter). Values within a column are OR-ed, columns AND-ed."""
+        if not filters:
+            return None
+        mask = None
+        for column, wanted in filters.items():
+            if wanted is None or wanted == "" or wanted == [] or wanted == "All":
+                continue
+            if column not in self._filter_values:
+                known = ", ".join(self._filter_values) or "none"
+                raise QueryError(f"This catalog cannot be filtered by {str(column)[:40]!r}. Filters it has: {known}.")
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            values = [str(v).strip().lower() for v in values if str(v).strip() and str(v) != "All"]
+            if not values:
+                continue
+            known_lower = {v.lower() for v in self._filter_values[column]}
+            unknown = [v for v in values if v not in known_lower]
+            if unknown:
+                examples = ", ".join(self._filter_values[column][:12])
+                raise QueryError(f"No item has {column} {unknown[0][:40]!r}. Choose one of: {examples}.")
+            col_mask = np.isin(self._lower_columns[column], values)
+            mask = col_mask if mask is None else mask & col_mask
+        if mask is None:
+            return None
+        return np.flatnonzero(mask).astype(np.int64)
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars to JSON-friendly Python values; NaN/None to None."""
+    if value is None:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, float) and np.isnan(value):
+            return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
+__all__ = ["SearchService", "SearchResult", "SearchResponse", "FILTERABLE"]
