@@ -42,7 +42,7 @@ def load(index: str | Path, model: str | None = None, *, device: str = "auto", m
     embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=device,
                              mode=mode or manifest["model"].get("mode", "fp32"))
     catalog = catalog_mod.load(root, expected_dim=embedder.dim)
-    return SearchService(embedder, catalog)
+    return SearchService(embedder, catalog, source=str(index))
 
 
 def _same_model(a: str, b: str, root: Path) -> bool:

@@ -53,7 +53,8 @@ class SearchResponse:
 class SearchService:
     """Holds one embedder and one catalog; every method is safe to call from several threads."""
 
-    def __init__(self, embedder: Embedder, catalog: Catalog, limits: Limits | None = None):
+    def __init__(self, embedder: Embedder, catalog: Catalog, limits: Limits | None = None, *,
+                 source: str = "", notice: str | None = None):
         if embedder.dim != catalog.dim:
             raise ArtifactError(
                 f"The catalog index was built with {catalog.model_id} ({catalog.dim}-d vectors) but the loaded model "
@@ -62,6 +63,8 @@ class SearchService:
         self.embedder = embedder
         self.catalog = catalog
         self.limits = limits or Limits()
+        self.source = source or str(catalog.root)  # what was asked for: a folder or owner/name@rev
+        self.notice = notice  # a line for people when this is not the index they asked for (demo, starter, cache)
         self._filter_values = catalog.filter_values()
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
 

@@ -1,0 +1,45 @@
+"""Shared fixtures: one offline demo index (tiny random CLIP + generated garments) built once per test session."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Offline, quiet, and never touching the developer's own caches. Read once at import by the HF libraries.
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="stylishi-tests-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HOME", str(_SESSION_TMP / "hf_home"))
+os.environ.setdefault("STYLISHI_CACHE", str(_SESSION_TMP / "stylishi_cache"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (browser, load, Hub stand-in)")
+    config.addinivalue_line("markers", "browser: drives Debian's Chromium through Playwright")
+
+
+@pytest.fixture(scope="session")
+def demo_index(tmp_path_factory) -> Path:
+    """The offline demo catalog index, built through the real builder (384 items, 64-d tiny CLIP)."""
+    from stylishi.builder import build_demo
+
+    out = tmp_path_factory.mktemp("demo_index")
+    report = build_demo(out, progress=False)
+    assert report.validation_passed == report.validated > 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def service(demo_index):
+    import stylishi
+
+    return stylishi.load(demo_index)
