@@ -44,6 +44,9 @@ def resolve_model(ref: str, index_root: Path | None = None) -> tuple[Path | str,
     path = Path(ref).expanduser()
     if path.exists():
         return path, str(path), None
+    if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
+        raise ModelError(f"Could not load the CLIP model {ref}: no such folder. Give a Hub id such as "
+                         "'patrickjohncyh/fashion-clip' or a folder made with save_pretrained.")
     from huggingface_hub import snapshot_download
 
     repo, rev = split_ref(ref)

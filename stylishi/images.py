@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .config import Limits
 from .errors import ImageError
@@ -64,8 +64,9 @@ def _decode(data: bytes, limits: Limits) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"The picture has far too many pixels; the most we accept is {limits.max_side} pixels "
+                             "on a side. Please resize it or take a smaller photo.") from None
         except Exception:
             raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
         if img.format not in ACCEPTED_FORMATS:

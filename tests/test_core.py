@@ -1,0 +1,236 @@
+"""Embedder, artifact and search service on the offline demo index, through the real from_pretrained path."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import stylishi
+from stylishi import catalog as catalog_mod
+from stylishi.demo import garment_picture, save_tiny_clip
+from stylishi.embedder import Embedder
+from stylishi.errors import ArtifactError, ImageError, ModelError, QueryError
+
+
+# -- embedder --------------------------------------------------------------------------------------------------
+def test_embeddings_are_unit_float32_and_deterministic(service):
+    emb = service.embedder
+    pics = [garment_picture("Dresses", "Red", "Solid", seed=1), garment_picture("Caps", "Blue", "Striped", seed=2)]
+    a = emb.embed_images(pics)
+    b = emb.embed_images(pics[::-1])[::-1]
+    assert a.shape == (2, emb.dim) == (2, 64) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(a, b, atol=1e-5)  # order in the batch does not matter
+    assert float(a[0] @ a[1]) < 0.9999  # different pictures, different vectors
+    t = emb.embed_texts(["red floral summer dress", "blue cap"])
+    assert t.shape == (2, 64) and t.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
+    assert emb.embed_images([]).shape == (0, 64)
+
+
+def test_a_reloaded_checkpoint_gives_the_same_vectors(tmp_path, service):
+    model_dir = save_tiny_clip(tmp_path / "again")  # same seed: same weights
+    other = Embedder.load(model_dir, device="cpu")
+    pic = [garment_picture("Skirts", "Green", "Checked", seed=3)]
+    np.testing.assert_allclose(other.embed_images(pic), service.embedder.embed_images(pic), atol=1e-6)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="Could not load the CLIP model"):
+        Embedder.load(tmp_path / "empty")
+
+
+# -- search ----------------------------------------------------------------------------------------------------
+def test_every_catalog_item_finds_itself_first(service, demo_index):
+    items = service.catalog.items
+    for row in range(0, len(items), 5):
+        item_id = items.at[row, "id"]
+        res = service.search_image(demo_index / "catalog_images" / f"{item_id}.png", k=3)
+        assert res.results[0].id == item_id
+        assert res.results[0].score == pytest.approx(1.0, abs=1e-4)
+        assert res.results[0].match == pytest.approx(100.0, abs=0.1)
+
+
+def test_response_shape_and_timings(service, demo_index):
+    res = service.search_image(demo_index / "catalog_images" / "demo-0000.png", k=7)
+    assert [r.rank for r in res.results] == list(range(1, 8))
+    scores = [r.score for r in res.results]
+    assert scores == sorted(scores, reverse=True)
+    assert set(res.timings_ms) == {"preprocess", "embed", "search", "format", "total"}
+    assert res.timings_ms["total"] >= res.timings_ms["embed"] > 0
+    assert res.catalog_size == 384 and res.query == "image"
+    top = res.results[0]
+    assert top.name == "Red t-shirt" and top.category == "Tshirts"
+    assert top.metadata["colour"] == "Red" and "thumbnail" not in top.metadata
+    thumb = Path(top.thumbnail)
+    assert thumb.is_file() and thumb.name == "demo-0000.jpg"
+    assert Image.open(thumb).format == "JPEG" and max(Image.open(thumb).size) <= 256
+    json.dumps(res.to_dict())  # plain data all the way down
+
+
+def test_filters_narrow_results_exactly(service):
+    pic = garment_picture("Tshirts", "Red", "Solid", seed=99)
+    res = service.search_image(pic, k=50, filters={"gender": "women", "colour": ["Blue", "Green"]})
+    assert res.results
+    assert all(r.metadata["gender"] == "Women" and r.metadata["colour"] in ("Blue", "Green") for r in res.results)
+    # exact: the filtered list is the unfiltered ranking restricted to the allowed items
+    everything = service.search_image(pic, k=50, filters=None).results
+    full = service.search_vector(service.embedder.embed_images([pic])[0], k=50).results
+    assert [r.id for r in everything] == [r.id for r in full]
+    items = service.catalog.items
+    allowed = set(items[(items.gender == "Women") & items.colour.isin(["Blue", "Green"])].id)
+    vec = service.embedder.embed_images([pic])[0]
+    from stylishi.index import reconstruct
+
+    rows = np.array([service.catalog.row_of(i) for i in sorted(allowed)])
+    scores = reconstruct(service.catalog.index, rows) @ vec
+    expected = [sorted(allowed)[i] for i in np.argsort(-scores, kind="stable")[: len(res.results)]]
+    assert [r.id for r in res.results] == expected
+    assert service.search_text("dress", k=5, filters={"gender": "All"}).results  # "All" means no filter
+
+
+def test_text_and_more_like_this(service):
+    res = service.search_text("  red   floral summer dress ", k=4, filters={"category": "Apparel"})
+    assert len(res.results) == 4 and res.query == "text"
+    assert all(r.metadata["category"] == "Apparel" for r in res.results)
+    similar = service.search_item("demo-0010", k=3)
+    assert similar.results[0].id == "demo-0010" and similar.results[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda s: s.search_text("", k=3), "Type a few words"),
+    (lambda s: s.search_text("   \n\t ", k=3), "Type a few words"),
+    (lambda s: s.search_text("x" * 10_000, k=3), "under 500"),
+    (lambda s: s.search_text("dress", k=0), "from 1 to 50"),
+    (lambda s: s.search_text("dress", k=51), "from 1 to 50"),
+    (lambda s: s.search_text("dress", k="many"), "whole number"),
+    (lambda s: s.search_item("no-such-item"), "no item with id"),
+    (lambda s: s.search_text("dress", filters={"price": "cheap"}), "cannot be filtered by 'price'"),
+    (lambda s: s.search_text("dress", filters={"colour": "Chartreuse"}), "No item has colour 'chartreuse'"),
+    (lambda s: s.search_vector(np.ones(3)), "3 dimensions"),
+])
+def test_bad_queries_get_clear_messages(service, call, message):
+    with pytest.raises(QueryError, match=message):
+        call(service)
+
+
+def test_bad_image_query_is_an_image_error(service):
+    with pytest.raises(ImageError, match="not a picture"):
+        service.search_image(b"GIF89a not really")
+
+
+def test_public_surface(service, demo_index):
+    vecs = stylishi.encode(service, [demo_index / "catalog_images" / "demo-0003.png"])
+    assert vecs.shape == (1, 64)
+    assert stylishi.search(service, vecs[0], k=1).results[0].id == "demo-0003"
+    assert stylishi.search(service, str(demo_index / "catalog_images" / "demo-0003.png"), k=1).results[0].id == "demo-0003"
+    assert stylishi.search(service, "black cap", k=2).query == "text"
+
+
+# -- the artifact ----------------------------------------------------------------------------------------------
+def copy_index(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("catalog_images"))
+    return dst
+
+
+def test_round_trip_with_another_index_type(tmp_path, service):
+    vecs = stylishi.encode(service, [garment_picture(t, c, "Solid", seed=i) for i, (t, c) in
+                                     enumerate([("Tshirts", "Red"), ("Caps", "Blue"), ("Dresses", "Pink")] * 20)])
+    items = pd.DataFrame({"id": [f"x{i}" for i in range(60)], "name": [f"Item {i}" for i in range(60)],
+                          "colour": ["Red", "Blue", "Pink"] * 20})
+    thumbs = [b"\xff\xd8fake"] * 60
+    manifest = catalog_mod.write(tmp_path / "hnsw", vectors=vecs, items=items, thumbnails=thumbs,
+                                 model={"id": "tiny"}, factory="HNSW16")
+    assert manifest["index"]["type"] == "IndexHNSWFlat" and manifest["count"] == 60
+    cat = catalog_mod.load(tmp_path / "hnsw", expected_dim=64)
+    svc = stylishi.SearchService(service.embedder, cat)
+    for i in (0, 7, 33):
+        assert svc.search_vector(vecs[i], k=1).results[0].score == pytest.approx(1.0, abs=1e-5)
+    filtered = svc.search_vector(vecs[0], k=5, filters={"colour": "Blue"}).results
+    assert filtered and all(r.metadata["colour"] == "Blue" for r in filtered)
+
+
+def test_corrupted_index_file_is_refused(tmp_path, demo_index):
+    root = copy_index(demo_index, tmp_path / "idx")
+    data = bytearray((root / "index.faiss").read_bytes())
+    data[200] ^= 0xFF
+    (root / "index.faiss").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"index.faiss is corrupted: its sha256 is .* Rebuild it"):
+        catalog_mod.load(root)
+
+
+def test_truncated_file_and_missing_file_are_refused(tmp_path, demo_index):
+    root = copy_index(demo_index, tmp_path / "idx")
+    data = (root / "thumbnails.parquet").read_bytes()
+    (root / "thumbnails.parquet").write_bytes(data[:-100])
+    with pytest.raises(ArtifactError, match="truncated or was replaced"):
+        catalog_mod.load(root)
+    (root / "thumbnails.parquet").unlink()
+    with pytest.raises(ArtifactError, match="thumbnails.parquet is missing"):
+        catalog_mod.load(root)
+
+
+def test_wrong_checksum_in_manifest_is_refused(tmp_path, demo_index):
+    root = copy_index(demo_index, tmp_path / "idx")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"]["items.parquet"]["sha256"] = "0" * 64
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="items.parquet is corrupted"):
+        catalog_mod.load(root)
+
+
+def test_count_mismatch_is_refused(tmp_path, demo_index):
+    root = copy_index(demo_index, tmp_path / "idx")
+    items = pd.read_parquet(root / "items.parquet").iloc[:-1]
+    items.to_parquet(root / "items.parquet", index=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"]["items.parquet"] = catalog_mod._file_entry(root / "items.parquet")
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="item counts differ .*items.parquet 383"):
+        catalog_mod.load(root)
+
+
+def test_model_dim_mismatch_is_refused(tmp_path, demo_index, service):
+    root = copy_index(demo_index, tmp_path / "idx")
+    bigger = Embedder.load(save_tiny_clip(tmp_path / "m128", dim=128), device="cpu")
+    with pytest.raises(ArtifactError, match="64-d vectors .* makes 128-d vectors"):
+        catalog_mod.load(root, expected_dim=bigger.dim)
+    with pytest.raises(ArtifactError, match="Load ./model, or rebuild"):
+        stylishi.SearchService(bigger, catalog_mod.load(root))
+    with pytest.raises(ArtifactError, match="was built with the model ./model"):
+        stylishi.load(root, model=str(tmp_path / "m128"))
+
+
+def test_not_an_index_is_refused(tmp_path):
+    with pytest.raises(ArtifactError, match="does not exist"):
+        catalog_mod.load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="has no manifest.json"):
+        catalog_mod.load(tmp_path / "empty")
+    (tmp_path / "empty" / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        catalog_mod.load(tmp_path / "empty")
+
+
+def test_no_pickle_in_the_artifact(demo_index):
+    for path in demo_index.iterdir():
+        if path.is_file():
+            assert not path.read_bytes().startswith(b"\x80"), f"{path} looks like a pickle"
+    assert {p.name for p in demo_index.iterdir() if p.is_file()} == {
+        "manifest.json", "index.faiss", "items.parquet", "thumbnails.parquet"}
+
+
+def test_missing_thumbnail_gets_a_placeholder(tmp_path, service):
+    vecs = service.embedder.embed_images([garment_picture("Caps", "Red", "Solid", seed=5)] * 2)
+    vecs[1] = -vecs[1]
+    items = pd.DataFrame({"id": ["a", "b"], "name": ["A", "B"]})
+    catalog_mod.write(tmp_path / "ph", vectors=vecs, items=items, thumbnails=[b"\xff\xd8x", None], model={"id": "t"})
+    cat = catalog_mod.load(tmp_path / "ph")
+    assert cat.thumbnail_path(1).name == "_missing.jpg" and Image.open(cat.thumbnail_path(1)).size == (128, 128)
+    assert cat.thumbnail_path(0).name == "a.jpg"
