@@ -31,16 +31,21 @@ What it implements (all state lives in memory):
 * ``GET /api/{type}s/{repo}`` and ``/api/{type}s/{repo}/revision/{rev}`` (info with siblings).
 * ``GET /api/{type}s/{repo}/tree/{rev}[/{path}]?recursive=&expand=`` with ``Link`` pagination.
 * ``POST /api/{type}s/{repo}/paths-info/{rev}``.
-* ``GET /api/{type}s/{repo}/refs``.
+* ``GET /api/{type}s/{repo}/refs`` and ``/commits/{rev}`` (history of a branch or sha).
 * ``POST /api/repos/create`` (409 if it exists), ``DELETE /api/repos/delete``.
-* ``POST /api/{type}s/{repo}/preupload/{rev}`` (always answers ``uploadMode: regular``, so no
-  LFS and no Xet transfer is ever used) and ``POST /api/{type}s/{repo}/commit/{rev}`` (NDJSON).
+* ``POST /api/{type}s/{repo}/preupload/{rev}`` (answers ``uploadMode: regular`` by default, so
+  neither LFS nor Xet transfer is used) and ``POST /api/{type}s/{repo}/commit/{rev}`` (NDJSON).
+  With ``hub.upload_mode = "lfs"``: ``POST /{prefix}{repo}.git/info/lfs/objects/batch`` (basic
+  transfer), ``PUT /_lfs/upload/{sha256}``, ``POST /_lfs/verify/{sha256}`` (clients need
+  ``HF_HUB_DISABLE_XET=1``).
 * ``GET /api/whoami-v2`` (user ``tester`` when an ``Authorization`` header is present, else 401).
-* ``GET /api/agent-harnesses`` (empty registry).
+* ``GET /api/agent-harnesses`` (empty registry), ``/api/telemetry/...`` and
+  ``POST /api/validate-yaml`` (always fine).
 * 404s carry ``X-Error-Code: RepoNotFound | RevisionNotFound | EntryNotFound``.
 
-Never advertised: Xet (no ``X-Xet-Hash`` header / ``xet-auth`` link), LFS batch uploads,
-pull requests, tags, gated or private repos.
+Not implemented: Xet (never advertised: no ``X-Xet-Hash`` header / ``xet-auth`` link), LFS
+multipart uploads and LFS batch downloads, pull requests, tags and other branches, gated or
+private repos (everything is public; only writes need an ``Authorization`` header, any token).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -111,7 +117,7 @@ class _Repo:
     branches: dict[str, str] = field(default_factory=dict)
 
 
-class _HubError(Exception):
+class _HubError(ValueError):
     def __init__(
         self, status: int, message: str, code: str | None = None, headers: dict | None = None, extra: dict | None = None
     ):
@@ -128,6 +134,12 @@ class HubStandIn:
 
     #: Files strictly larger than this are advertised as LFS files (tree ``lfs`` field, sha256 ETag).
     lfs_threshold: int = 1024 * 1024
+    #: What ``preupload`` answers: ``"regular"`` (default: content travels base64 in the commit, works with
+    #: or without ``hf_xet``) or ``"lfs"`` (every file goes through the LFS batch API + a basic PUT; the
+    #: client then needs ``HF_HUB_DISABLE_XET=1``, since with ``hf_xet`` installed it would try Xet storage
+    #: for LFS files). ``datasets``' ``push_to_hub`` needs ``"lfs"``: it deletes its shard files after
+    #: the pre-upload step.
+    upload_mode: str = "regular"
     #: Entries per page of a tree listing (the Hub uses 1000); further pages via the ``Link`` header.
     tree_page_size: int = 1000
 
@@ -137,30 +149,47 @@ class HubStandIn:
         self._lock = threading.RLock()
         self._repos: dict[tuple[str, str], _Repo] = {}
         self._corrupt: dict[tuple[str, str, str], bytes] = {}
+        self._lfs_objects: dict[str, bytes] = {}  # sha256 -> content, from LFS uploads
         self._counter = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.requests: list[tuple[str, str]] = []
         self.verbose = False
         self.url = ""
+        self._bind()  # the port (and so ``url``) is known before ``start()``
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> "HubStandIn":
-        if self._server is not None:
-            return self
+    def _bind(self) -> None:
         hub = self
 
         class Handler(_Handler):
             pass
 
         Handler.hub = hub
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            address_family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+
+            def handle_error(self, request, client_address):
+                if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    return  # a client hung up (e.g. after a Range read): not worth a traceback
+                super().handle_error(request, client_address)
+
+        self._server = Server((self._host, self._port), Handler)
         host, port = self._server.server_address[:2]
-        self._port = port
+        self._port = port  # a restart after stop() reuses the same port
         display_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{display_host}:{port}"
+
+    def start(self) -> "HubStandIn":
+        """Serve from a daemon thread (idempotent)."""
+        if self._thread is not None:
+            return self
+        if self._server is None:
+            self._bind()
         self._thread = threading.Thread(target=self._server.serve_forever, name="hub-stand-in", daemon=True)
         self._thread.start()
         return self
@@ -168,10 +197,10 @@ class HubStandIn:
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join(timeout=5)
+        self._server.server_close()
         self._server = None
         self._thread = None
 
@@ -217,7 +246,7 @@ class HubStandIn:
         tree.update(files or {})
         with self._lock:
             repo = self._get_or_create(repo_id, repo_type)
-            return self._new_commit(repo, "main", {p: _Blob.of(d) for p, d in tree.items()}, "Add files")
+            return self._new_commit(repo, "main", {_clean_path(p): _Blob.of(d) for p, d in tree.items()}, "Add files")
 
     def commit(
         self,
@@ -436,7 +465,7 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type:
             self.send_header("Content-Type", content_type)
         for k, v in (headers or {}).items():
-            self.send_header(k, str(v))
+            self.send_header(k, str(v).encode("latin-1", "backslashreplace").decode("latin-1"))
         if "Content-Length" not in (headers or {}):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -467,6 +496,7 @@ class _Handler(BaseHTTPRequestHandler):
             import traceback
 
             traceback.print_exc()
+            self.close_connection = True
             try:
                 self._json({"error": f"stand-in error: {type(e).__name__}: {e}"}, 500)
             except Exception:
@@ -480,6 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if segs[:1] == ["api"]:
             return self._route_api(method, segs[1:], query, body)
+        if len(segs) == 3 and segs[0] == "_lfs" and segs[1] in ("upload", "verify"):
+            return self._lfs_object(method, segs[1], segs[2], body)
 
         # /{prefix}{repo}/resolve/{rev}/{path}  and  /raw/
         repo_type = "model"
@@ -487,6 +519,10 @@ class _Handler(BaseHTTPRequestHandler):
             # "datasets/owner/name/resolve/..." (a model owned by "datasets" is not allowed on the Hub)
             repo_type = _PREFIX_TO_TYPE[segs[0]]
             segs = segs[1:]
+        for n in (2, 1):
+            if segs[n:] == ["info", "lfs", "objects", "batch"] and segs[n - 1].endswith(".git") and method == "POST":
+                repo_id = "/".join(segs[:n])[: -len(".git")]
+                return self._lfs_batch(repo_type, repo_id, body)
         for n in (2, 1):
             if len(segs) > n + 1 and segs[n] in ("resolve", "raw"):
                 repo_id = "/".join(segs[:n])
@@ -501,6 +537,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route_api(self, method: str, segs: list[str], query: dict, body: bytes):
         hub = self.hub
+        if segs[:1] == ["telemetry"]:
+            return self._json({})
+        if segs == ["validate-yaml"] and method == "POST":  # README.md metadata check of create_commit
+            return self._json({"warnings": [], "errors": []})
         if segs == ["agent-harnesses"] and method == "GET":
             return self._json({"standardEnvVars": [], "harnesses": {}})
         if segs == ["whoami-v2"] and method == "GET":
@@ -529,8 +569,8 @@ class _Handler(BaseHTTPRequestHandler):
         repo_type = segs[0][:-1]
         rest = segs[1:]
         # repo id is "owner/name" (or a legacy single "name" when followed by a known action)
-        actions = ("revision", "tree", "paths-info", "preupload", "commit", "refs", "resolve")
-        if len(rest) >= 2 and rest[1] not in actions or len(rest) == 2:
+        actions = ("revision", "tree", "paths-info", "preupload", "commit", "commits", "refs")
+        if len(rest) >= 2 and (rest[1] not in actions or hub.has_repo("/".join(rest[:2]), repo_type)):
             repo_id, rest = "/".join(rest[:2]), rest[2:]
         else:
             repo_id, rest = rest[0], rest[1:]
@@ -556,6 +596,14 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "refs" and method == "GET":
             branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": s} for b, s in repo.branches.items()]
             return {"branches": branches, "converts": [], "tags": []}, {}
+        if action == "commits" and len(rest) >= 2 and method == "GET":
+            commit, history = hub._resolve(repo, "/".join(rest[1:])), []
+            while commit is not None:
+                history.append(
+                    {**hub._last_commit(commit), "message": commit.title, "authors": [{"user": _DEFAULT_USER}]}
+                )
+                commit = repo.commits.get(commit.parent) if commit.parent else None
+            return self._paged(history, query)
         if action == "tree" and len(rest) >= 2 and method == "GET":
             commit = hub._resolve(repo, rest[1])
             entries = hub._tree(commit, "/".join(rest[2:]), _flag(query, "recursive"))
@@ -660,7 +708,7 @@ class _Handler(BaseHTTPRequestHandler):
             files.append(
                 {
                     "path": path,
-                    "uploadMode": "regular",
+                    "uploadMode": "lfs" if hub.upload_mode == "lfs" and f.get("size") else "regular",
                     "shouldIgnore": False,
                     # git sha1 of the content: what the client compares its regular-file oid with.
                     "oid": existing.oid if existing is not None else None,
@@ -697,9 +745,12 @@ class _Handler(BaseHTTPRequestHandler):
                 data = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
                 tree[_clean_path(value["path"])] = _Blob.of(data)
             elif key == "lfsFile":
-                blob = by_sha256.get(value.get("oid"))
+                oid = value.get("oid")
+                blob = by_sha256.get(oid)
+                if blob is None and oid in hub._lfs_objects:
+                    blob = _Blob.of(hub._lfs_objects[oid])
                 if blob is None:
-                    raise _HubError(400, f"LFS object {value.get('oid')} unknown: the stand-in only takes regular uploads")
+                    raise _HubError(400, f"LFS object {oid} was never uploaded")
                 tree[_clean_path(value["path"])] = blob
             elif key in ("deletedFile", "deletedFolder"):
                 path = value["path"].strip("/")
@@ -709,6 +760,51 @@ class _Handler(BaseHTTPRequestHandler):
         sha = hub._new_commit(repo, rev, tree, title)
         url = f"{hub.url}/{_URL_PREFIX[repo.repo_type]}{repo.repo_id}/commit/{sha}"
         return {"success": True, "commitOid": sha, "commitUrl": url, "pullRequestUrl": None, "hookOutput": ""}
+
+    def _lfs_batch(self, repo_type: str, repo_id: str, body: bytes):
+        hub = self.hub
+        if not self.headers.get("Authorization"):
+            raise _HubError(401, "You must be authenticated to upload")
+        payload = json.loads(body or b"{}")
+        if payload.get("operation") != "upload":
+            raise _HubError(400, "The stand-in's LFS batch API only supports uploads (downloads use /resolve/)")
+        base = f"http://{self.headers.get('Host') or hub.url.split('://', 1)[1]}"
+        objects = []
+        with hub._lock:
+            hub._repo(repo_id, repo_type)
+            known = set(hub._lfs_objects) | {
+                b.sha256 for c in hub._repos[(repo_type, repo_id)].commits.values() for b in c.files.values()
+            }
+            for obj in payload.get("objects", []):
+                oid, size = obj["oid"], int(obj["size"])
+                entry: dict = {"oid": oid, "size": size, "authenticated": True}
+                if oid not in known:
+                    entry["actions"] = {
+                        "upload": {"href": f"{base}/_lfs/upload/{oid}", "header": {}},
+                        "verify": {"href": f"{base}/_lfs/verify/{oid}", "header": {}},
+                    }
+                objects.append(entry)
+        self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+            content_type="application/vnd.git-lfs+json",
+        )
+
+    def _lfs_object(self, method: str, action: str, oid: str, body: bytes):
+        hub = self.hub
+        if action == "upload" and method == "PUT":
+            if hashlib.sha256(body).hexdigest() != oid:
+                raise _HubError(400, f"Uploaded content does not match sha256 {oid}")
+            with hub._lock:
+                hub._lfs_objects[oid] = body
+            return self._send(200)
+        if action == "verify" and method == "POST":
+            with hub._lock:
+                present = oid in hub._lfs_objects
+            if not present:
+                raise _HubError(404, f"LFS object {oid} not uploaded")
+            return self._json({})
+        raise _HubError(404, f"Not found: {method} /_lfs/{action}/{oid}")
 
     def _repos_api(self, method: str, action: str, body: bytes):
         hub = self.hub

@@ -96,10 +96,13 @@ def run_client(hub: HubStandIn, tmp_path: Path, code: str, **extra_env: str):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _http(hub: HubStandIn, method: str, path: str, headers: dict | None = None):
     req = urllib.request.Request(hub.url + path, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with _NO_PROXY_OPENER.open(req, timeout=10) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
@@ -172,7 +175,7 @@ def test_cli_serves_folders(tmp_path):
                 url = line.split("HF_ENDPOINT=")[1].strip(" )\n")
                 break
         assert url
-        with urllib.request.urlopen(url + "/datasets/me/idx/resolve/main/sub/x.txt", timeout=10) as r:
+        with _NO_PROXY_OPENER.open(url + "/datasets/me/idx/resolve/main/sub/x.txt", timeout=10) as r:
             assert r.read() == b"from a folder"
     finally:
         proc.terminate()
@@ -224,6 +227,23 @@ def test_snapshot_download_main_and_pinned_sha(hub, tmp_path):
     assert out["main"].endswith(new) and out["pinned"].endswith(old)
     assert out["main_files"] == {"index.faiss": "v2-index!"}
     assert out["pinned_files"] == {"index.faiss": "v1-index", os.path.join("meta", "ids.json"): "[1, 2]"}
+
+
+def test_corrupted_file_keeps_metadata_and_fails_checksum_verification(hub, tmp_path):
+    hub.add_repo("acme/weights", files={"w.bin": b"\x01" * 1000, "ok.txt": b"fine"})
+    hub.corrupt("acme/weights", "model", "w.bin")
+    out = run_client(
+        hub,
+        tmp_path,
+        """
+        import json
+        from huggingface_hub import HfApi, hf_hub_download
+        p = hf_hub_download("acme/weights", "w.bin")  # same size => huggingface_hub itself accepts it
+        check = HfApi().verify_repo_checksums("acme/weights")
+        print(json.dumps({"first": open(p, "rb").read()[:1].hex(), "mismatches": [m["path"] for m in check.mismatches]}))
+        """,
+    )
+    assert out == {"first": "fe", "mismatches": ["w.bin"]}
 
 
 def test_missing_repo_revision_and_file_raise_the_right_errors(hub, tmp_path):
@@ -296,6 +316,7 @@ def test_create_repo_and_upload_folder_then_download(hub, tmp_path):
 # ---------------------------------------------------------------------- real datasets
 
 
+@pytest.mark.slow
 def test_load_dataset_streaming_and_not_yields_pil_images(hub, tmp_path):
     colors = ["red", "green", "blue"]
     hub.add_repo(
@@ -331,3 +352,29 @@ def test_load_dataset_streaming_and_not_yields_pil_images(hub, tmp_path):
         assert out[streaming]["features"].startswith("Image(")
     shard = "/datasets/acme/tiny-images/resolve/"
     assert any(m == "GET" and p.startswith(shard) and p.endswith(".parquet") for m, p in hub.requests)
+
+
+@pytest.mark.slow
+def test_lfs_upload_mode_serves_datasets_push_to_hub(tmp_path):
+    with HubStandIn() as hub:
+        hub.upload_mode = "lfs"
+        out = run_client(
+            hub,
+            tmp_path,
+            """
+            import json
+            import datasets
+            datasets.Dataset.from_dict({"x": [1, 2, 3]}).push_to_hub("tester/pushed", token="hf_test")
+            print(json.dumps({"ok": True}))
+            """,
+            HF_HUB_DISABLE_XET="1",
+        )
+        assert out == {"ok": True}
+        files = hub.files_at("tester/pushed", "dataset")
+        assert any(p.startswith("data/train-") and p.endswith(".parquet") for p in files)
+        assert any(m == "PUT" and p.startswith("/_lfs/upload/") for m, p in hub.requests)
+
+        import pyarrow.parquet as pq
+
+        (shard,) = [d for p, d in files.items() if p.endswith(".parquet")]
+        assert pq.read_table(io.BytesIO(shard)).column("x").to_pylist() == [1, 2, 3]
