@@ -33,8 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"CLIP checkpoint: Hub id[@rev] or local folder (default: {DEFAULT_MODEL}; "
                         "openai/clip-vit-base-patch32 also works)")
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default: 32)")
-    p.add_argument("--index-factory", default="Flat",
-                   help='FAISS index_factory string, inner product (default: "Flat", exact; e.g. "HNSW32", "IVF1024,SQ8")')
+    p.add_argument("--index-factory", default="auto",
+                   help='FAISS index_factory string, inner product. "auto" (default) picks by item count: exact "Flat" '
+                        'up to 20k items, "HNSW32,SQ8" up to 400k, "IVF<4*sqrt(n)>,SQ8" above; search parameters are '
+                        'tuned to recall@10 >= 0.95 and recorded in the manifest. Any other string, e.g. "Flat", '
+                        '"HNSW32", "IVF1024,SQ8", is used as given')
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument("--threads", type=int, default=0, help="torch/FAISS threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

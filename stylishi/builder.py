@@ -128,7 +128,7 @@ def _rows(ds, image_col: str, fallback_id) -> Iterator[Record]:
 
 # -- the build -------------------------------------------------------------------------------------------------
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
-          batch_size: int = 32, factory: str = "Flat", source: dict[str, Any] | None = None,
+          batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
           progress: bool = True, seed: int = 0) -> BuildReport:
     """Embed every readable record, write the artifact to `out`, then validate it by searching a sample."""
     out = Path(out)

@@ -133,7 +133,9 @@ def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thum
     names = _unique_file_names(items["id"])
     items["thumbnail"] = [name if data else None for name, data in zip(names, thumbnails)]
 
-    idx = faiss_index.build(vectors, factory)
+    resolved = faiss_index.choose_factory(n) if factory == "auto" else factory
+    idx = faiss_index.build(vectors, resolved)
+    params = faiss_index.tune(idx, vectors)
     faiss_index.save(idx, out / INDEX_FILE)
     pq.write_table(pa.Table.from_pandas(items, preserve_index=False), out / ITEMS_FILE)
     thumbs = pa.table({"file": pa.array(names, pa.string()), "jpeg": pa.array(thumbnails, pa.binary())})
@@ -144,7 +146,8 @@ def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thum
         "format_version": FORMAT_VERSION,
         "model": {"id": model["id"], "revision": model.get("revision"), "mode": model.get("mode", "fp32")},
         "embedding": {"dim": int(vectors.shape[1]), "normalization": "l2", "metric": "inner_product", "dtype": "float32"},
-        "index": {"factory": factory, "type": faiss_index.describe(idx), "params": {}},
+        "index": {"factory": resolved, "type": faiss_index.describe(idx), "params": params,
+                  "chosen": "by item count" if factory == "auto" else "by the builder's --index-factory"},
         "count": n,
         "built_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "source": source or {},
@@ -252,5 +255,6 @@ def load(root: str | Path, *, expected_dim: int | None = None) -> Catalog:
         raise ArtifactError(f"The catalog index {root} is inconsistent: item counts differ ({detail}). {REBUILD_HINT}")
     thumb_dir = cache_dir() / "thumbs" / manifest["files"][THUMBS_FILE]["sha256"][:16]
     thumb_dir.mkdir(parents=True, exist_ok=True)
+    faiss_index.apply_params(idx, manifest["index"].get("params") or {})
     log.info("catalog %s: %d items, %d-d, %s, model %s", root, count, dim, manifest["index"]["type"], manifest["model"]["id"])
     return Catalog(root=root, manifest=manifest, index=idx, items=items, thumbnails=thumbs, thumb_dir=thumb_dir)

@@ -6,21 +6,98 @@ indexes with an ID selector silently lose recall when the allowed items sit far 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-DEFAULT_FACTORY = "Flat"
+DEFAULT_FACTORY = "auto"
+# Exact search up to here: IndexFlatIP costs ~1.5 ms a query at 20k × 512 on 2 cores (3.6 ms at 50k).
+FLAT_MAX_ITEMS = 20_000
+HNSW_MAX_ITEMS = 400_000
+TARGET_RECALL = 0.95
+MMAP_MIN_BYTES = 256 * 1024 * 1024
+
+
+def choose_factory(n: int) -> str:
+    """The index for a catalog of n items: exact while it is cheap, then a graph, then inverted lists (all SQ8)."""
+    if n <= FLAT_MAX_ITEMS:
+        return "Flat"
+    if n <= HNSW_MAX_ITEMS:
+        return "HNSW32,SQ8"
+    return f"IVF{int(4 * np.sqrt(n)) // 8 * 8},SQ8"
 
 
 def build(vectors: np.ndarray, factory: str = DEFAULT_FACTORY) -> faiss.Index:
-    """An inner-product index from FAISS's `index_factory` string (e.g. "Flat", "HNSW32", "IVF1024,SQ8")."""
+    """An inner-product index from FAISS's `index_factory` string ("auto", "Flat", "HNSW32,SQ8", "IVF1024,SQ8"...)."""
     vectors = _as_matrix(vectors)
+    if factory == "auto":
+        factory = choose_factory(len(vectors))
     index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    hnsw = _hnsw(index)
+    if hnsw is not None:
+        hnsw.efConstruction = 128  # the default 40 plateaus below 0.98 recall at scale
     if not index.is_trained:
         index.train(vectors)
     index.add(vectors)
     return index
+
+
+def tune(index: faiss.Index, vectors: np.ndarray, target: float = TARGET_RECALL, n_queries: int = 200,
+         seed: int = 0) -> dict[str, Any]:
+    """The cheapest search parameter reaching `target` recall@10 against exact search, and the recall it gave.
+
+    Queries are catalog vectors with noise (a photo of a product is near, not on, its catalog vector).
+    """
+    vectors = _as_matrix(vectors)
+    knob = "efSearch" if _hnsw(index) is not None else "nprobe" if faiss.try_extract_index_ivf(index) else None
+    if knob is None:
+        return {"recall@10": 1.0}
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(vectors), size=min(n_queries, len(vectors)), replace=False)
+    queries = vectors[picks] + rng.normal(0, 0.02, size=(len(picks), vectors.shape[1])).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = exact_top_k(vectors, queries, 10)
+    values = (16, 24, 32, 48, 64, 96, 128, 192, 256, 512) if knob == "efSearch" else (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    best: dict[str, Any] = {}
+    for value in values:
+        apply_params(index, {knob: value})
+        _, found = index.search(queries, 10)
+        recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+        best = {knob: value, "recall@10": round(recall, 4)}
+        if recall >= target:
+            break
+    apply_params(index, best)
+    return best
+
+
+def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 65_536) -> np.ndarray:
+    """Brute-force top-k rows by inner product, in chunks so a million vectors stay within memory."""
+    best_s = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(vectors), chunk):
+        scores = queries @ vectors[start:start + chunk].T
+        kk = min(k, scores.shape[1])
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        best_s = np.concatenate([best_s, np.take_along_axis(scores, part, axis=1)], axis=1)
+        best_i = np.concatenate([best_i, part + start], axis=1)
+        keep = np.argsort(-best_s, axis=1, kind="stable")[:, :k]
+        best_s, best_i = np.take_along_axis(best_s, keep, axis=1), np.take_along_axis(best_i, keep, axis=1)
+    return best_i
+
+
+def apply_params(index: faiss.Index, params: dict[str, Any]) -> None:
+    """Set the search-time knobs recorded in the manifest (efSearch for HNSW, nprobe for IVF)."""
+    if "efSearch" in params and _hnsw(index) is not None:
+        _hnsw(index).efSearch = int(params["efSearch"])
+    if "nprobe" in params:
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.nprobe = int(params["nprobe"])
+
+
+def _hnsw(index: faiss.Index):
+    return getattr(faiss.downcast_index(index), "hnsw", None)
 
 
 def save(index: faiss.Index, path: str | Path) -> None:
@@ -28,12 +105,17 @@ def save(index: faiss.Index, path: str | Path) -> None:
 
 
 def load(path: str | Path) -> faiss.Index:
+    """Large indexes are memory-mapped (read-only): the OS shares and pages them instead of copying into the heap."""
+    path = Path(path)
+    if path.stat().st_size >= MMAP_MIN_BYTES:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
     return faiss.read_index(str(path))
 
 
 def describe(index: faiss.Index) -> str:
     """The concrete FAISS class, e.g. IndexFlatIP or IndexHNSWFlat."""
-    return type(faiss.downcast_index(index)).__name__
+    name = type(faiss.downcast_index(index)).__name__
+    return "IndexFlatIP" if name == "IndexFlat" and index.metric_type == faiss.METRIC_INNER_PRODUCT else name
 
 
 def search(index: faiss.Index, queries: np.ndarray, k: int,

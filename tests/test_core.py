@@ -234,3 +234,30 @@ def test_missing_thumbnail_gets_a_placeholder(tmp_path, service):
     cat = catalog_mod.load(tmp_path / "ph")
     assert cat.thumbnail_path(1).name == "_missing.jpg" and Image.open(cat.thumbnail_path(1)).size == (128, 128)
     assert cat.thumbnail_path(0).name == "a.jpg"
+
+
+def test_auto_index_choice_and_tuned_recall():
+    """Above the exact-search threshold the builder picks a graph index and tunes it to recall@10 >= 0.95."""
+    from stylishi import index as faiss_index
+
+    assert faiss_index.choose_factory(5_000) == "Flat"
+    assert faiss_index.choose_factory(50_000) == "HNSW32,SQ8"
+    assert faiss_index.choose_factory(1_000_000).startswith("IVF") and faiss_index.choose_factory(10**6).endswith(",SQ8")
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 32)).astype(np.float32)
+    x = centres[rng.integers(0, 50, 4000)] + rng.normal(0, 0.6, (4000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for factory, knob in (("HNSW16,SQ8", "efSearch"), ("IVF32,SQ8", "nprobe")):
+        idx = faiss_index.build(x, factory)
+        params = faiss_index.tune(idx, x)
+        assert knob in params and params["recall@10"] >= 0.95
+        q = x[:50] + rng.normal(0, 0.01, (50, 32)).astype(np.float32)
+        truth = faiss_index.exact_top_k(x, q, 10)
+        _, found = faiss_index.search(idx, q, 10)
+        assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]) >= 0.9
+        # filtered search stays exact on approximate indexes
+        allowed = np.arange(1, 4000, 3)
+        _, got = faiss_index.search(idx, q[:5], 5, allowed=allowed)
+        sub = faiss_index.reconstruct(idx, allowed)
+        want = allowed[np.argsort(-(q[:5] @ sub.T), axis=1, kind="stable")[:, :5]]
+        assert (got == want).mean() >= 0.95
