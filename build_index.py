@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         'tuned to recall@10 >= 0.95 and recorded in the manifest. Any other string, e.g. "Flat", '
                         '"HNSW32", "IVF1024,SQ8", is used as given')
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--embed-mode", default="fp32", choices=("fp32", "bf16", "int8", "auto"),
+                   help="precision of the catalog vectors (default: fp32, the reference; the app may query in int8, "
+                        "whose vectors stay within cosine 0.99 of these)")
     p.add_argument("--threads", type=int, default=0, help="torch/FAISS threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
         else:
             model_dir, model_id, revision = resolve_model(args.model)
-            embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=args.device)
+            embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=args.device,
+                                     mode=args.embed_mode)
             if args.images:
                 records = builder.folder_records(args.images)
                 source = {"kind": "folder", "path": args.images}

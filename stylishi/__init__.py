@@ -29,6 +29,7 @@ def load(index: str | Path, model: str | None = None, *, device: str = "auto", m
     """
     from . import catalog as catalog_mod
     from .embedder import Embedder
+    from .config import Settings
     from .hub import resolve_index, resolve_model
 
     root = resolve_index(str(index))
@@ -40,7 +41,7 @@ def load(index: str | Path, model: str | None = None, *, device: str = "auto", m
         raise ArtifactError(f"The index {index} was built with the model {built_with}, but {model} was asked for. "
                             f"Drop --model to use {built_with}, or rebuild the index with {model}.")
     embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=device,
-                             mode=mode or manifest["model"].get("mode", "fp32"))
+                             mode=mode or Settings().embed_mode)
     catalog = catalog_mod.load(root, expected_dim=embedder.dim)
     return SearchService(embedder, catalog, source=str(index))
 

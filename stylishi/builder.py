@@ -247,7 +247,7 @@ def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = Tr
         rows.append({"file_name": name, "id": item.id, **item.metadata})
     pd.DataFrame(rows).to_csv(images_dir / "metadata.csv", index=False)
     model_dir = save_tiny_clip(out / "model")
-    embedder = Embedder.load(model_dir, device="cpu")
+    embedder = Embedder.load(model_dir, device="cpu", mode="fp32")
     return build(folder_records(images_dir), embedder, out, progress=progress,
                  source={"kind": "offline-demo", "note": "generated garment pictures; random tiny CLIP",
                          "licence": "generated, public domain"})

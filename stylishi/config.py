@@ -29,6 +29,16 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={value!r} is not a whole number; unset it or give e.g. {name}={default}") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number; unset it or give e.g. {name}={default}") from None
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name, "").strip().lower()
     if not value:
@@ -57,8 +67,20 @@ class Settings:
     model: str = field(default_factory=lambda: _env("STYLISHI_MODEL", ""))  # "" = the model named by the index
     index: str = field(default_factory=lambda: _env("STYLISHI_INDEX", DEFAULT_INDEX_REPO))
     device: str = field(default_factory=lambda: _env("STYLISHI_DEVICE", "auto"))
+    # auto = int8 on CPU when it stays faithful to fp32 (checked at load), fp32 on GPU; or fp32 / bf16 / int8
+    embed_mode: str = field(default_factory=lambda: _env("STYLISHI_EMBED_MODE", "auto"))
     threads: int = field(default_factory=lambda: _env_int("STYLISHI_THREADS", 0))  # 0 = all cores
     limits: Limits = field(default_factory=Limits)
+    # Start-up policy (stylishi.startup.open_service): what to serve when the index asked for cannot be had.
+    # The source dataset a starter index is built from (owner/name[@rev]) when the index repo is missing.
+    dataset: str = field(default_factory=lambda: _env("STYLISHI_DATASET", DEFAULT_DATASET))
+    # How many of the dataset's first items a starter index holds.
+    starter_items: int = field(default_factory=lambda: _env_int("STYLISHI_STARTER_ITEMS", 2000))
+    # STYLISHI_NO_FALLBACK=1: serve the index asked for (from the Hub or the cache) or stop with one message;
+    # never a starter index or the offline demo instead.
+    fallback: bool = field(default_factory=lambda: not _env_bool("STYLISHI_NO_FALLBACK", False))
+    # Seconds the one reachability probe of the Hub may take before the cache is used instead.
+    hub_timeout: float = field(default_factory=lambda: _env_float("STYLISHI_HUB_TIMEOUT", 5.0))
 
 
 def set_threads(n: int = 0) -> int:

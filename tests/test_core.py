@@ -261,3 +261,16 @@ def test_auto_index_choice_and_tuned_recall():
         sub = faiss_index.reconstruct(idx, allowed)
         want = allowed[np.argsort(-(q[:5] @ sub.T), axis=1, kind="stable")[:, :5]]
         assert (got == want).mean() >= 0.95
+
+
+def test_int8_mode_is_refused_when_it_would_reorder_near_neighbours(demo_index, caplog):
+    """The tiny random CLIP packs pictures ~1e-4 apart; int8 noise is larger, so 'auto' and 'int8' stay fp32."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="stylishi.embedder"):
+        emb = Embedder.load(demo_index / "model", device="cpu", mode="int8")
+    assert emb.mode == "fp32" and "not faithful enough" in caplog.text
+    assert Embedder.load(demo_index / "model", device="cpu", mode="auto").mode == "fp32"
+    assert Embedder.load(demo_index / "model", device="cpu", mode="bf16").mode == "bf16"
+    with pytest.raises(ModelError, match="Unknown embedding mode"):
+        Embedder.load(demo_index / "model", mode="fp8")
