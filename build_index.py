@@ -5,6 +5,11 @@ Examples:
   python build_index.py --demo --out demo_index                      # offline: garments + tiny random CLIP
   python build_index.py --images photos/ --out my_index              # a folder (+ optional metadata.csv)
   python build_index.py --dataset ashraq/fashion-product-images-small --limit 2000 --out fashion_2k
+
+Share it on the Hugging Face Hub (a dataset repo, created if needed, with a dataset card; token from HF_TOKEN or
+`hf auth login`), then serve it anywhere with `python app.py --index OWNER/NAME`:
+  python build_index.py --dataset ashraq/fashion-product-images-small --out fashion_full --push-to OWNER/NAME
+  python build_index.py --out fashion_full --push-to OWNER/NAME --push-only   # push a folder built earlier
 """
 from __future__ import annotations
 
@@ -44,12 +49,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "whose vectors stay within cosine 0.99 of these)")
     p.add_argument("--threads", type=int, default=0, help="torch/FAISS threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hub = p.add_argument_group("sharing on the Hugging Face Hub")
+    hub.add_argument("--push-to", metavar="OWNER/NAME", default=None,
+                     help="after a build that passes validation, upload the index to this Hub dataset repo (created "
+                          "if needed) with a dataset card README.md; needs a write token (HF_TOKEN or `hf auth login`)")
+    hub.add_argument("--private", action="store_true", help="create the --push-to repo as private")
+    hub.add_argument("--push-only", action="store_true",
+                     help="do not build: verify the index already in --out and push it (with --push-to)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.push_only and not args.push_to:
+        print("error: --push-only needs --push-to OWNER/NAME", file=sys.stderr)
+        return 2
+    if args.push_to:  # before any work: an hour-long build must not end in "no token"
+        from stylishi.hub import NO_TOKEN_MESSAGE, token_or_none
+
+        if not token_or_none():
+            print(f"error: {NO_TOKEN_MESSAGE}", file=sys.stderr)
+            return 2
     set_threads(args.threads)
     from stylishi import builder
     from stylishi.embedder import Embedder
@@ -57,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     from stylishi.hub import resolve_model
 
     try:
-        if args.demo:
+        if args.push_only:
+            report = None
+        elif args.demo:
             report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
         else:
             model_dir, model_id, revision = resolve_model(args.model)
@@ -68,18 +91,48 @@ def main(argv: list[str] | None = None) -> int:
                 source = {"kind": "folder", "path": args.images}
             else:
                 dataset = args.dataset or DEFAULT_DATASET
-                records = builder.dataset_records(dataset, split=args.split, revision=args.revision)
-                source = {"kind": "hub-dataset", "id": dataset, "split": args.split, "revision": args.revision}
+                facts = _dataset_facts(dataset, args.revision)
+                records = builder.dataset_records(dataset, split=args.split, revision=facts["revision"])
+                source = {"kind": "hub-dataset", "id": dataset, "split": args.split, "limit": args.limit, **facts}
             report = builder.build(records, embedder, args.out, limit=args.limit, batch_size=args.batch_size,
                                    factory=args.index_factory, source=source, progress=not args.no_progress)
     except StyliShiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(report.summary())
-    if report.validation_passed < report.validated:
-        print(f"error: validation failed for {report.failures}", file=sys.stderr)
-        return 1
+    if report is not None:
+        print(report.summary())
+        if report.validation_passed < report.validated:
+            print(f"error: validation failed for {report.failures}", file=sys.stderr)
+            return 1
+    if args.push_to:
+        return push(args.out, args.push_to, private=args.private)
     return 0
+
+
+def push(out: str, repo_id: str, *, private: bool = False) -> int:
+    """Verify the index in `out`, write its dataset card and upload it to the Hub dataset repo `repo_id`."""
+    from stylishi.errors import StyliShiError
+    from stylishi.hub import push_index
+
+    try:
+        url = push_index(out, repo_id, private=private)
+    except StyliShiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"pushed to https://huggingface.co/datasets/{repo_id} ({url})")
+    print(f"serve it with: python app.py --index {repo_id}")
+    return 0
+
+
+def _dataset_facts(dataset: str, revision: str | None) -> dict:
+    """The commit the dataset revision points to (read at exactly that commit) and its card's licence."""
+    from stylishi.hub import card_license, probe
+
+    answer = probe(dataset, "dataset", revision, timeout=30)
+    if answer.ok:
+        return {"revision": answer.sha, "licence": answer.license or card_license(dataset, "dataset", answer.sha)}
+    logging.getLogger("build_index").warning("could not ask the Hub about %s (%s)", dataset, answer.error)
+    return {"revision": revision, "licence": None}
 
 
 if __name__ == "__main__":
