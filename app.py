@@ -84,16 +84,16 @@ CSS = """
 
 
 # -- adapters between Gradio values and the core ------------------------------------------------------------------
-class QueryImage(gr.Image):
-    """gr.Image that hands the core the raw upload (a file path, or bytes for a data URL) instead of decoding it.
+def query_image(**kwargs) -> gr.Image:
+    """A gr.Image that hands the core the raw upload (a file path, or bytes for a data URL) instead of decoding it.
 
-    The core's intake is the single place pictures are opened: a damaged or non-image file gets its clear
-    message rather than Pillow's traceback, and every picture is decoded once.
+    The core's intake is then the single place pictures are opened: a damaged or non-image file gets its clear
+    message rather than Pillow's traceback, and every picture is decoded once. (An instance attribute, not a
+    subclass: Gradio writes a .pyi stub next to any module that subclasses a component.)
     """
+    component = gr.Image(**kwargs)
 
-    is_template = True  # same front-end component as gr.Image
-
-    def preprocess(self, payload):  # type: ignore[override]
+    def preprocess(payload):
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):
@@ -104,6 +104,31 @@ class QueryImage(gr.Image):
         if payload.path is None:
             raise gr.Error("No picture arrived. Please upload it again.")
         return payload.path
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+FILTERS_SCHEMA = {
+    "anyOf": [
+        {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"},
+                                                             {"type": "array", "items": {"type": "string"}}]}},
+        {"type": "string"},
+        {"type": "null"},
+    ],
+    "description": 'e.g. {"gender": "Women", "colour": ["Red", "Blue"]}, or that object as JSON text',
+}
+
+
+def filters_input() -> gr.JSON:
+    """The API's `filters` argument: a JSON object field → value(s), with a real JSON schema.
+
+    gr.JSON describes its input as `{"type": {}}`, which MCP clients reject as an invalid schema; this instance
+    describes the object it accepts instead.
+    """
+    component = gr.JSON(label="filters")
+    component.api_info_as_input = lambda: dict(FILTERS_SCHEMA)  # type: ignore[method-assign]
+    return component
 
 
 def _as_filters(values: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -138,10 +163,13 @@ def _run(search: Callable[[], SearchResponse]) -> SearchResponse:
         raise gr.Error("Something went wrong on our side. Please try again in a moment.") from None
 
 
+def _percent(match: float) -> str:
+    return "100%" if match >= 100 else f"{match:.1f}%"
+
+
 def _caption(r) -> str:
     detail = " · ".join(str(v) for v in (r.category, r.metadata.get("colour")) if v)
-    match = "100" if r.match >= 100 else f"{r.match:.1f}"
-    return f"#{r.rank} · {match}% match\n{r.name}" + (f"\n{detail}" if detail else "")
+    return f"#{r.rank} · {_percent(r.match)} match\n{r.name}" + (f"\n{detail}" if detail else "")
 
 
 def _gallery(response: SearchResponse) -> list[tuple[str, str]]:
@@ -178,9 +206,10 @@ def _status(response: SearchResponse, filters: dict | None, what: str | None = N
         return (f"No product matches these filters ({_filters_text(filters)}) among the {response.catalog_size:,} "
                 "in the catalog. Remove a filter to see more.")
     filtered = f" · filtered by {_filters_text(filters)}" if filters else ""
+    ms = "\u00a0ms"  # a no-break space keeps "12 ms" on one line
     return (f"**{n}** results for the {what} search among **{response.catalog_size:,}** products{filtered} · "
-            f"preprocess {t.get('preprocess', 0):.0f} ms · embed {t.get('embed', 0):.0f} ms · "
-            f"search {t.get('search', 0):.1f} ms · total **{t.get('total', 0):.0f} ms**")
+            f"preprocess {t.get('preprocess', 0):.0f}{ms} · embed {t.get('embed', 0):.0f}{ms} · "
+            f"search {t.get('search', 0):.1f}{ms} · total **{t.get('total', 0):.0f}{ms}**")
 
 
 def _filters_text(filters: dict | None) -> str:
@@ -238,7 +267,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             with gr.Column(scale=2, min_width=320):
                 with gr.Tabs():
                     with gr.Tab("Photo", id="photo", elem_id="tab-photo"):
-                        image = QueryImage(sources=["upload", "webcam", "clipboard"], type="filepath",
+                        image = query_image(sources=["upload", "webcam", "clipboard"], type="filepath",
                                            label="Your photo", height=340, elem_id="query-image",
                                            webcam_options=WEBCAM, buttons=[])
                         examples = query_examples(examples_dir) + catalog_examples(service)
@@ -246,7 +275,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
                             gr.Examples(examples=[[p] for p in examples], inputs=[image], label="Try an example",
                                         examples_per_page=12, cache_examples=False, elem_id="examples")
                     with gr.Tab("Live camera", id="live", elem_id="tab-live"):
-                        live = QueryImage(sources=["webcam"], streaming=True, type="filepath",
+                        live = query_image(sources=["webcam"], streaming=True, type="filepath",
                                           label="Live camera", height=340, elem_id="live-cam",
                                           webcam_options=WEBCAM)
                         gr.Markdown(f"Point the camera at a garment: results refresh about every {LIVE_EVERY_S:g} s "
@@ -310,7 +339,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
                 return "", gr.update(visible=False), None
             r = results[int(evt.index)]
             line = (f"Selected **#{r['rank']} {html.escape(r['name'])}** ({html.escape(r['category'])}, "
-                    f"{r['match']:.0f}% match)")
+                    f"{_percent(r['match'])} match)")
             return line, gr.update(visible=True), r["id"]
 
         def by_item(item, k_, *fvals):
@@ -346,11 +375,11 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
 
         # -- the API for programs and agents (named, documented; MCP tools when --mcp) ---------------------------
         with gr.Column(visible=False):
-            api_image = QueryImage(type="filepath", label="image", sources=["upload"])
+            api_image = query_image(type="filepath", label="image", sources=["upload"])
             api_text = gr.Textbox(label="text", value=None)
             api_item = gr.Textbox(label="item_id", value=None)
             api_k = gr.Slider(1, service.limits.max_k, value=DEFAULT_K, step=1, label="k")
-            api_filters = gr.JSON(label="filters")
+            api_filters = filters_input()
             api_results = gr.JSON(label="results")
 
         def search_image(image, k=DEFAULT_K, filters=None, request: gr.Request = None):

@@ -197,6 +197,23 @@ def test_bad_requests_get_clear_errors_and_the_app_stays_up(client, demo_index, 
     assert results[0]["id"] == ITEM
 
 
+def test_notice_banner_is_shown_when_the_service_has_one(service):
+    """service.notice (the demo/starter/cache fallback line) goes on the page; without one there is no banner."""
+    import copy
+
+    import app
+
+    def banner(svc):
+        demo = app.build_app(svc, examples_dir=None)
+        return next(c for c in demo.config["components"] if c["props"].get("elem_id") == "notice")["props"]
+
+    assert banner(service)["visible"] is False
+    noted = copy.copy(service)
+    noted.notice = "This is the offline demo <catalog>: run build_index.py for a real one."
+    props = banner(noted)
+    assert props["visible"] is True and "offline demo &lt;catalog&gt;" in props["value"]
+
+
 # -- raw HTTP, limits, privacy ----------------------------------------------------------------------------------------
 def http_call(http: httpx.Client, api_name: str, data: list) -> tuple[str, object]:
     """POST /gradio_api/call/<name>, then read its event stream: ("complete", outputs) or ("error", message)."""
