@@ -40,9 +40,11 @@ def load(index: str | Path, model: str | None = None, *, device: str = "auto", m
     if model and not _same_model(model, built_with, root):
         raise ArtifactError(f"The index {index} was built with the model {built_with}, but {model} was asked for. "
                             f"Drop --model to use {built_with}, or rebuild the index with {model}.")
-    embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=device,
-                             mode=mode or Settings().embed_mode)
-    catalog = catalog_mod.load(root, expected_dim=embedder.dim)
+    catalog = catalog_mod.load(root)
+    mode = mode or Settings().embed_mode
+    gap = catalog.neighbour_gap() if mode in ("auto", "int8") else None
+    embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=device, mode=mode,
+                             neighbour_gap=gap)
     return SearchService(embedder, catalog, source=str(index))
 
 

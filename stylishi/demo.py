@@ -142,8 +142,18 @@ def _byte_alphabet() -> list[str]:
     return chars
 
 
+VIT_B32 = dict(image_size=224, patch_size=32, dim=512, vision=(768, 3072, 12, 12), text=(512, 2048, 12, 8))
+
+
 def save_tiny_clip(out_dir: str | Path, *, image_size: int = 32, dim: int = 64, seed: int = 0) -> Path:
     """A small random CLIP (model + processor) written with save_pretrained: a stand-in for the real checkpoint."""
+    return save_random_clip(out_dir, image_size=image_size, patch_size=8, dim=dim, vision=(48, 96, 2, 2),
+                            text=(48, 96, 2, 2), seed=seed)
+
+
+def save_random_clip(out_dir: str | Path, *, image_size: int, patch_size: int, dim: int,
+                     vision: tuple[int, int, int, int], text: tuple[int, int, int, int], seed: int = 0) -> Path:
+    """A random CLIP of any size; `vision`/`text` are (width, mlp width, layers, heads). VIT_B32 gives real timings."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
@@ -160,11 +170,11 @@ def save_tiny_clip(out_dir: str | Path, *, image_size: int = 32, dim: int = 64, 
     (tok_dir / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(vocab_file=str(tok_dir / "vocab.json"), merges_file=str(tok_dir / "merges.txt"))
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=512, eos_token_id=513,
-                         pad_token_id=513),
-        vision_config=dict(image_size=image_size, patch_size=8, hidden_size=48, intermediate_size=96,
-                           num_hidden_layers=2, num_attention_heads=2),
+        text_config=dict(vocab_size=len(vocab), hidden_size=text[0], intermediate_size=text[1],
+                         num_hidden_layers=text[2], num_attention_heads=text[3], max_position_embeddings=77,
+                         bos_token_id=512, eos_token_id=513, pad_token_id=513),
+        vision_config=dict(image_size=image_size, patch_size=patch_size, hidden_size=vision[0],
+                           intermediate_size=vision[1], num_hidden_layers=vision[2], num_attention_heads=vision[3]),
         projection_dim=dim,
     )
     torch.manual_seed(seed)
