@@ -17,7 +17,6 @@ import contextvars
 import fnmatch
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from . import catalog as catalog_mod
 from .config import DEFAULT_MODEL, Settings, cache_dir
@@ -237,8 +237,8 @@ class _Run:
         self.step(f"Building a starter index of the first {items:,} items of {ds_repo} with {model}", 0.0)
         with cache_only(False):
             model_dir, model_id, revision = resolve_model(model)
-        kwargs: dict[str, Any] = {"mode": self.mode} if self.mode else {}
-        embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=self.device, **kwargs)
+        # Catalog vectors are always fp32 (the reference); queries then run in the app's mode.
+        embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=self.device, mode="fp32")
         tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         records = builder.dataset_records(ds_repo, revision=sha, split="train")
@@ -261,8 +261,8 @@ class _Run:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.step(f"Starter index ready: {report.items:,} items in {report.seconds:.0f} s, cached in {out}", 1.0)
-        catalog = catalog_mod.load(out, expected_dim=embedder.dim)
-        return SearchService(embedder, catalog, source=str(out))
+        del embedder
+        return self.load(out, None, source=str(out))
 
     def _counted(self, records: Iterable, total: int) -> Iterator:
         every = max(1, total // 50)
