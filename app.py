@@ -69,7 +69,8 @@ CSS = """
 #results .thumbnail-item img { width: 100% !important; height: auto !important; aspect-ratio: 1 / 1; }
 #results .caption-label { position: static !important; width: auto !important; max-width: none !important;
                           white-space: pre-line; text-align: left; line-height: 1.3; font-size: 0.8rem;
-                          padding: 4px 8px 6px !important; border-radius: 0 !important; background: transparent !important;
+                          padding: 4px 8px 6px !important; border-radius: 0 !important;
+                          background: transparent !important;
                           overflow-wrap: anywhere; }
 #results .caption-label::first-line { font-weight: 700; color: var(--color-accent); }
 #selected p { margin: 0; }
@@ -144,7 +145,8 @@ def _parse_filters(filters: Any) -> dict[str, Any] | None:
         try:
             filters = json.loads(filters)
         except json.JSONDecodeError:
-            raise gr.Error('filters must be a JSON object such as {"gender": "Women", "colour": ["Red", "Blue"]}.') from None
+            raise gr.Error('filters must be a JSON object such as {"gender": "Women", "colour": ["Red", "Blue"]}.'
+                           ) from None
     if not isinstance(filters, dict):
         raise gr.Error('filters must be an object such as {"gender": "Women", "colour": ["Red", "Blue"]}.')
     return _as_filters(filters)
@@ -200,7 +202,8 @@ def _json(response: SearchResponse, request: gr.Request | None = None) -> list[d
 
 def _status(response: SearchResponse, filters: dict | None, what: str | None = None) -> str:
     t = response.timings_ms
-    what = what or {"image": "photo", "text": "text", "item": "“more like this”"}.get(response.query, response.query)
+    kinds = {"image": "photo", "text": "text", "item": "“more like this”"}
+    what = what or kinds.get(response.query, response.query)
     n = len(response.results)
     if n == 0:
         return (f"No product matches these filters ({_filters_text(filters)}) among the {response.catalog_size:,} "
@@ -239,7 +242,8 @@ def catalog_examples(service: SearchService, n: int = 4) -> list[str]:
 def query_examples(examples_dir: Path | None = EXAMPLES_DIR) -> list[str]:
     if examples_dir is None or not Path(examples_dir).is_dir():
         return []
-    return sorted(str(p) for p in Path(examples_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    pictures = (".jpg", ".jpeg", ".png", ".webp")
+    return sorted(str(p) for p in Path(examples_dir).iterdir() if p.suffix.lower() in pictures)
 
 
 # -- the page -----------------------------------------------------------------------------------------------------
@@ -472,6 +476,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def load_service(args: argparse.Namespace) -> SearchService:
+    """The one place the app decides what it serves (the Hub/fallback policy plugs in here)."""
+    return stylishi.load(args.index, args.model, device=args.device)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -479,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     set_threads(args.threads)
     try:
-        service = stylishi.load(args.index, args.model, device=args.device)
+        service = load_service(args)
     except StyliShiError as exc:
         log.error("cannot start: %s", exc)
         return 2

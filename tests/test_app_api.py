@@ -277,7 +277,7 @@ def test_user_pictures_are_not_logged(app_server, client, demo_index, tmp_path):
     assert SECRET_NAME not in log and "7f3a" not in log
 
 
-# -- speed --------------------------------------------------------------------------------------------------------------
+# -- speed ----------------------------------------------------------------------------------------------------
 def test_round_trip_times(app_server, client, downloading_client, demo_index):
     """An image search end to end, k=10: through gradio_client (which also downloads the 10 thumbnails) and over
     the raw HTTP API (upload + call + event stream). Recorded as an artifact; bounded loosely against regressions."""

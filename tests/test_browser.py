@@ -147,6 +147,10 @@ def open_app(page, url: str):
     return page
 
 
+def upload_picture(demo_index) -> str:
+    return str(demo_index / "catalog_images" / f"{UPLOAD_ITEM}.png")
+
+
 def captions(scope) -> list[str]:
     return scope.locator("#results .caption-label").all_inner_texts()
 
@@ -179,7 +183,8 @@ def settle(page):
     page.wait_for_function("""() => {
         const t = document.querySelector('#results [data-testid=status-tracker]');
         const imgs = [...document.querySelectorAll('#results img')];
-        return (!t || t.classList.contains('hide')) && imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
+        return (!t || t.classList.contains('hide')) && imgs.length > 0
+            && imgs.every(i => i.complete && i.naturalWidth > 0);
     }""")
 
 
@@ -197,13 +202,14 @@ def test_first_screen(page, app_url):
 
 def test_upload_flow(page, app_url, demo_index):
     open_app(page, app_url)
-    page.locator("#query-image input[type=file]").set_input_files(str(demo_index / "catalog_images" / f"{UPLOAD_ITEM}.png"))
+    page.locator("#query-image input[type=file]").set_input_files(upload_picture(demo_index))
     found = wait_for_results(page, UPLOAD_NAME)
     assert len(found) == 10
     assert found[0].startswith(f"#1 · 100% match\n{UPLOAD_NAME}")
     assert all(re.match(rf"#{i} · [\d.]+% match\n", c) for i, c in enumerate(found, start=1))
     status = page.locator("#timings").inner_text()
-    assert re.search(r"10 results for the photo search among 384 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms", status)
+    assert re.search(r"10 results for the photo search among 384 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
+                     status)
 
 
 def test_bad_file_shows_the_core_message_and_the_page_keeps_working(page, app_url, demo_index, tmp_path):
@@ -213,7 +219,7 @@ def test_bad_file_shows_the_core_message_and_the_page_keeps_working(page, app_ur
     page.locator("#query-image input[type=file]").set_input_files(str(bad))
     page.get_by_text("This file is not a picture we can read").first.wait_for()
     page.locator("#query-image").get_by_role("button", name="Remove Image").click()
-    page.locator("#query-image input[type=file]").set_input_files(str(demo_index / "catalog_images" / f"{UPLOAD_ITEM}.png"))
+    page.locator("#query-image input[type=file]").set_input_files(upload_picture(demo_index))
     wait_for_results(page, UPLOAD_NAME)
 
 
@@ -289,7 +295,7 @@ def test_app_in_an_iframe_on_another_site(page, other_site, demo_index):
     frame = page.frame_locator("iframe#app")
     frame.locator("#query-image").wait_for()
     frame.locator("#query-image input[type=file]").set_input_files(
-        str(demo_index / "catalog_images" / f"{UPLOAD_ITEM}.png"))
+        upload_picture(demo_index))
     wait_for_results(frame, UPLOAD_NAME)
     frame.locator("#query-image").get_by_role("button", name="Remove Image").click()
     take_snapshot(frame)  # the camera works inside the iframe (allow="camera")
@@ -300,7 +306,7 @@ def test_app_as_a_web_component_on_another_site(page, other_site, demo_index):
     page.goto(other_site + "/component.html")
     page.locator("gradio-app #query-image").wait_for()
     page.locator("gradio-app #query-image input[type=file]").set_input_files(
-        str(demo_index / "catalog_images" / f"{UPLOAD_ITEM}.png"))
+        upload_picture(demo_index))
     wait_for_results(page.locator("gradio-app"), UPLOAD_NAME)
 
 
@@ -309,14 +315,14 @@ def test_results_page_screenshots(browser, app_url, demo_index):
     ARTIFACTS.mkdir(exist_ok=True)
     for name, viewport, full in (("results-desktop.png", {"width": 1280, "height": 900}, False),
                                  ("results-phone.png", {"width": 390, "height": 844}, True)):
-        context = browser.new_context(viewport=viewport, device_scale_factor=1 if full else 1,
+        context = browser.new_context(viewport=viewport, device_scale_factor=1,
                                       is_mobile=viewport["width"] < 500, has_touch=viewport["width"] < 500)
         try:
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             open_app(page, app_url)
             page.locator("#query-image input[type=file]").set_input_files(
-                str(demo_index / "catalog_images" / f"{UPLOAD_ITEM}.png"))
+                upload_picture(demo_index))
             wait_for_results(page, UPLOAD_NAME)
             settle(page)
             page.evaluate("window.scrollTo(0, 0)")
