@@ -29,7 +29,6 @@ from typing import Any, Callable  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-import stylishi  # noqa: E402
 from stylishi import SearchResponse, SearchService, StyliShiError  # noqa: E402
 from stylishi.config import Settings, set_threads  # noqa: E402
 
@@ -463,8 +462,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     settings = Settings()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", default=settings.index,
-                   help=f"catalog index: a local folder or a Hub dataset repo owner/name[@rev] (env STYLISHI_INDEX; "
-                        f"default {settings.index})")
+                   help=f"catalog index: a local folder, a Hub dataset repo owner/name[@rev], or 'demo' for the "
+                        f"offline demo (env STYLISHI_INDEX; default {settings.index})")
     p.add_argument("--model", default=settings.model or None,
                    help="CLIP model (env STYLISHI_MODEL; default: the one the index was built with)")
     p.add_argument("--device", default=settings.device, help="cpu, cuda or auto (env STYLISHI_DEVICE; default auto)")
@@ -477,8 +476,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_service(args: argparse.Namespace) -> SearchService:
-    """The one place the app decides what it serves (the Hub/fallback policy plugs in here)."""
-    return stylishi.load(args.index, args.model, device=args.device)
+    """What the app serves: the index asked for, else the best that can be had (stylishi.startup's policy).
+
+    A folder or a Hub repo loads as is; with the Hub away it falls back to a cached revision, a starter index or the
+    offline demo, and `service.notice` says so on the page.
+    """
+    from stylishi.startup import open_service
+
+    return open_service(args.index, args.model, device=args.device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -506,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
              "MCP %s; serving %s%s", time.perf_counter() - t0, service.source, len(service.catalog),
              service.catalog.dim, manifest["index"]["type"], emb.model_id, emb.device, emb.mode, loaded_s, warm_ms,
              f"on at {demo.local_url.rstrip('/')}/gradio_api/mcp/" if mcp else "off", demo.local_url,
-             f" · notice: {service.notice}" if service.notice else "")
+             " · with a notice on the page (see above)" if service.notice else "")
     try:
         demo.block_thread()
     except KeyboardInterrupt:
