@@ -62,7 +62,7 @@ class Embedder:
             raise ModelError(f"Unknown embedding mode {mode!r}; choose one of {', '.join(MODES)}.")
         device = pick_device(device)
         try:
-            model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=None)
+            model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # never pickle
             processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
         except OSError as exc:
             raise ModelError(
