@@ -472,6 +472,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mcp", action="store_true",
                    default=os.environ.get("STYLISHI_MCP", "").strip().lower() in {"1", "true", "yes", "on"},
                    help='also serve the search endpoints as MCP tools (env STYLISHI_MCP=1; needs "gradio[mcp]")')
+    p.add_argument("--no-fallback", action="store_true",
+                   help="serve the index asked for (Hub, cache or folder) or stop with one message; no starter index "
+                        "or offline demo (env STYLISHI_NO_FALLBACK=1)")
     return p.parse_args(argv)
 
 
@@ -483,7 +486,7 @@ def load_service(args: argparse.Namespace) -> SearchService:
     """
     from stylishi.startup import open_service
 
-    return open_service(args.index, args.model, device=args.device)
+    return open_service(args.index, args.model, device=args.device, fallback=False if args.no_fallback else None)
 
 
 def main(argv: list[str] | None = None) -> int:
