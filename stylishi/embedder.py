@@ -18,7 +18,7 @@ from .gpu import gpu_method
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "fp32", "bf16", "int8")
+MODES = ("auto", "fp32", "bf16", "int8", "openvino")
 # int8 must stay this close to fp32 on reference pictures, or we fall back to fp32 (real weights have outliers
 # that random ones lack, so fidelity is checked on the loaded checkpoint itself, every time).
 MIN_INT8_COSINE = 0.99
@@ -41,6 +41,8 @@ class Embedder:
         self.device = device
         self.mode = mode
         self.dim = int(model.config.projection_dim)
+        self._fast_image_tower = None  # an OpenVINO-compiled image tower, when that mode is on
+        self._model_path: Path | None = None
         tok = getattr(processor, "tokenizer", None)
         self._max_text_tokens = int(min(getattr(tok, "model_max_length", 77) or 77,
                                         model.config.text_config.max_position_embeddings))
@@ -72,12 +74,17 @@ class Embedder:
             ) from exc
         model.eval().to(device)
         embedder = cls(model, processor, model_id or str(model_path), revision, device, "fp32")
-        if mode == "auto":
-            mode = "int8" if device == "cpu" else "fp32"
-        if mode == "int8":
-            embedder._quantize(check_fidelity, neighbour_gap)
-        elif mode == "bf16":
+        embedder._model_path = Path(str(model_path))
+        if mode == "bf16":
             embedder.mode = "bf16"
+        elif mode != "fp32" and device == "cpu":
+            # auto: the fastest faithful CPU path; an explicit mode still has to pass the same check.
+            candidates = {"auto": ("openvino", "int8"), "openvino": ("openvino",), "int8": ("int8",)}[mode]
+            for candidate in candidates:
+                if embedder._try_fast(candidate, check_fidelity, neighbour_gap):
+                    break
+        elif mode in ("int8", "openvino"):
+            raise ModelError(f"{mode} mode runs on the CPU only; use fp32 or bf16 on a GPU.")
         return embedder
 
     # -- images -------------------------------------------------------------------------------------------
@@ -89,6 +96,8 @@ class Embedder:
     @gpu_method  # spaces.GPU on a ZeroGPU Space; the plain method elsewhere
     @torch.inference_mode()
     def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+        if self._fast_image_tower is not None:
+            return _normalise(torch.from_numpy(self._fast_image_tower(pixel_values.numpy())))
         pixel_values = pixel_values.to(self.device)
         with self._autocast():
             out = self.model.get_image_features(pixel_values=pixel_values)
@@ -114,38 +123,68 @@ class Embedder:
             out = self.model.get_text_features(**batch)
         return _normalise(_features(out))
 
-    def _quantize(self, check_fidelity: bool = True, neighbour_gap: float | None = None) -> None:
-        """int8 dynamic quantisation of every Linear layer: ~2x faster on CPU. Kept only if it stays faithful."""
-        if self.device != "cpu":
-            raise ModelError("int8 mode runs on the CPU only; use fp32 or bf16 on a GPU.")
-        from torch.ao.quantization import quantize_dynamic
+    def _try_fast(self, candidate: str, check_fidelity: bool = True, neighbour_gap: float | None = None) -> bool:
+        """Switch to a faster CPU path ("openvino" or "int8") if it stays faithful to fp32; True if switched.
 
+        Faithful: cosine to fp32 >= 0.99 on probe pictures, and an error well below the gap between neighbouring
+        catalog items (or, without a catalog, between the closest probes), so rankings survive. Real weights have
+        outliers that random ones lack, so this runs on the loaded checkpoint itself, every time.
+        """
         from .demo import garment_picture
 
-        # Near neighbours (one garment in close colours or other patterns) as well as far ones: int8 noise must
-        # not reorder them.
+        if candidate == "openvino":
+            from . import openvino_backend
+
+            if not openvino_backend.available():
+                log.info("openvino is not installed: skipping the OpenVINO image tower")
+                return False
+        # Near neighbours (one garment in close colours or other patterns) as well as far ones.
         probes = [garment_picture(kind, colour, pattern, seed=1) for kind, colour, pattern in
                   [("Dresses", "Red", "Striped"), ("Dresses", "Red", "Polka Dot"), ("Dresses", "Orange", "Striped"),
                    ("Tshirts", "Navy Blue", "Checked"), ("Tshirts", "Blue", "Checked"),
                    ("Casual Shoes", "Beige", "Solid"), ("Caps", "Green", "Solid")]]
         reference = self.embed_images(probes)
-        fp32_vision = self.model.vision_model
-        self.model.vision_model = quantize_dynamic(fp32_vision, {torch.nn.Linear}, dtype=torch.qint8)
+        undo = self._switch(candidate)
         cosine = float(np.min(np.sum(reference * self.embed_images(probes), axis=1)))
-        # Rankings survive only if the int8 error is small next to the gaps between neighbouring items: the
-        # catalog's own when known, else the closest pair of probe pictures.
         gram = reference @ reference.T
         gap = neighbour_gap if neighbour_gap is not None else 1 - float(np.max(gram[~np.eye(len(probes), dtype=bool)]))
         faithful = cosine >= MIN_INT8_COSINE and (1 - cosine) < 0.25 * gap
         if not faithful and check_fidelity:
-            log.info("int8 embeddings of %s are not faithful enough (cosine %.5f to fp32; neighbours %.5f apart): "
-                     "using fp32", self.model_id, cosine, gap)
-            self.model.vision_model = fp32_vision
-            return
-        self.model.text_model = quantize_dynamic(self.model.text_model, {torch.nn.Linear}, dtype=torch.qint8)
-        self.mode = "int8"
-        self.int8_cosine = cosine
-        log.info("embedding mode int8 (cosine to fp32 on probe pictures: %.5f)", cosine)
+            log.info("%s embeddings of %s are not faithful enough (cosine %.5f to fp32; neighbours %.5f apart)",
+                     candidate, self.model_id, cosine, gap)
+            undo()
+            return False
+        if candidate == "int8":
+            from torch.ao.quantization import quantize_dynamic
+
+            self.model.text_model = quantize_dynamic(self.model.text_model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.mode = candidate
+        self.fidelity_cosine = cosine
+        log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f)", candidate, cosine)
+        return True
+
+    def _switch(self, candidate: str):
+        """Install a faster image tower; returns how to undo it."""
+        if candidate == "int8":
+            from torch.ao.quantization import quantize_dynamic
+
+            fp32_vision = self.model.vision_model
+            self.model.vision_model = quantize_dynamic(fp32_vision, {torch.nn.Linear}, dtype=torch.qint8)
+
+            def undo() -> None:
+                self.model.vision_model = fp32_vision
+            return undo
+        from . import openvino_backend
+        from .config import cache_dir
+
+        key = openvino_backend.model_key(self._model_path or self.model_id, self.model_id, self.revision)
+        self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
+                                                                     threads=torch.get_num_threads())
+        log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
+
+        def undo() -> None:
+            self._fast_image_tower = None
+        return undo
 
     def _autocast(self):
         if self.mode == "bf16":
