@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request lines (they carry file names)
     t0 = time.perf_counter()
-    set_threads(args.threads)
+    set_threads(args.threads, faiss_threads=1)
     try:
         service = load_service(args)
     except StyliShiError as exc:

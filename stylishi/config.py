@@ -83,8 +83,12 @@ class Settings:
     hub_timeout: float = field(default_factory=lambda: _env_float("STYLISHI_HUB_TIMEOUT", 5.0))
 
 
-def set_threads(n: int = 0) -> int:
-    """Pin torch and FAISS to n threads (0 = cores) so they do not oversubscribe a small box."""
+def set_threads(n: int = 0, faiss_threads: int | None = None) -> int:
+    """Pin torch and FAISS thread counts so they do not oversubscribe a small box (0 = all cores).
+
+    Serving passes faiss_threads=1: one query at a time is never faster on more FAISS threads (measured), and the
+    cores are better left to the image tower and to the next request. Building keeps all of them for FAISS.
+    """
     n = n or os.cpu_count() or 1
     import torch
 
@@ -92,7 +96,7 @@ def set_threads(n: int = 0) -> int:
     try:
         import faiss
 
-        faiss.omp_set_num_threads(n)
+        faiss.omp_set_num_threads(faiss_threads or n)
     except ImportError:  # pragma: no cover - faiss is a hard dependency
         pass
     return n
