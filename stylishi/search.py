@@ -15,8 +15,9 @@ from . import index as faiss_index
 from .catalog import FILTERABLE, Catalog
 from .config import Limits
 from .embedder import Embedder
-from .errors import ArtifactError, QueryError
+from .errors import ArtifactError, QueryError, StyliShiError
 from .images import ImageInput, load_image
+from .metrics import Metrics, log_query
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class SearchResponse:
     timings_ms: dict[str, float]  # preprocess, embed, search, format, total
     catalog_size: int
     query: str  # "image", "text", "vector" or "item"
+    # The query's unit vector: lets a caller re-rank (other k or filters) without the picture. Not in to_dict().
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results], "timings_ms": self.timings_ms,
@@ -67,9 +70,30 @@ class SearchService:
         self.notice = notice  # a line for people when this is not the index they asked for (demo, starter, cache)
         self._filter_values = catalog.filter_values()
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
+        self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
+        self.metrics = Metrics()  # every query and refusal, for the stats view; see stylishi.metrics
 
-    # -- public surface ------------------------------------------------------------------------------------
+    # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     def search_image(self, image: ImageInput, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        return self._observed("image", k, filters, lambda: self._search_image(image, k, filters))
+
+    def search_text(self, text: str, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        chars = len(str(text)) if text is not None else 0  # the length only: what people type is never logged
+        return self._observed("text", k, filters, lambda: self._search_text(text, k, filters), text_chars=chars)
+
+    def search_item(self, item_id: str, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        """More like this: search with an item's own stored vector."""
+        return self._observed("item", k, filters, lambda: self._search_item(item_id, k, filters))
+
+    def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+        return self._observed("vector", k, filters, lambda: self._search_vector(vector, k, filters))
+
+    @property
+    def filter_values(self) -> dict[str, list[str]]:
+        return self._filter_values
+
+    # -- the searches ----------------------------------------------------------------------------------------
+    def _search_image(self, image: ImageInput, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
         allowed = self._allowed(filters)
         k = self._check_k(k)
@@ -80,7 +104,7 @@ class SearchService:
         t2 = time.perf_counter()
         return self._finish(vector, k, allowed, "image", t0, {"preprocess": t1 - t0, "embed": t2 - t1})
 
-    def search_text(self, text: str, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+    def _search_text(self, text: str, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
         allowed = self._allowed(filters)
         k = self._check_k(k)
@@ -95,11 +119,12 @@ class SearchService:
         t2 = time.perf_counter()
         return self._finish(vector, k, allowed, "text", t0, {"preprocess": t1 - t0, "embed": t2 - t1})
 
-    def search_item(self, item_id: str, k: int = 10, filters: Filters | None = None) -> SearchResponse:
-        """More like this: search with an item's own stored vector."""
+    def _search_item(self, item_id: str, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
         allowed = self._allowed(filters)
         k = self._check_k(k)
+        if item_id is None or not str(item_id).strip():
+            raise QueryError("Give the id of a catalog item: the `id` of a search result.")
         row = self.catalog.row_of(str(item_id).strip())
         if row is None:
             raise QueryError(f"There is no item with id {str(item_id)[:80]!r} in this catalog.")
@@ -107,7 +132,7 @@ class SearchService:
         vector /= max(float(np.linalg.norm(vector)), 1e-12)
         return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0})
 
-    def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+    def _search_vector(self, vector: np.ndarray, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
         allowed = self._allowed(filters)
         k = self._check_k(k)
@@ -115,10 +140,6 @@ class SearchService:
         if vector.shape[1] != self.catalog.dim:
             raise QueryError(f"The vector has {vector.shape[1]} dimensions; this catalog uses {self.catalog.dim}.")
         return self._finish(vector, k, allowed, "vector", t0, {"preprocess": 0.0, "embed": 0.0})
-
-    @property
-    def filter_values(self) -> dict[str, list[str]]:
-        return self._filter_values
 
     # -- machinery -----------------------------------------------------------------------------------------
     def _finish(self, vector: np.ndarray, k: int, allowed: np.ndarray | None, kind: str, t0: float,
@@ -133,7 +154,35 @@ class SearchService:
                    "search": round((t_format - t_search) * 1000, 3),
                    "format": round((t_end - t_format) * 1000, 3),
                    "total": round((t_end - t0) * 1000, 3)}
-        return SearchResponse(results=results, timings_ms=timings, catalog_size=len(self.catalog), query=kind)
+        return SearchResponse(results=results, timings_ms=timings, catalog_size=len(self.catalog), query=kind,
+                              vector=np.asarray(vector, dtype=np.float32).reshape(-1))
+
+    def _observed(self, kind: str, k: Any, filters: Filters | None, search, *, text_chars: int | None = None
+                  ) -> SearchResponse:
+        """Run one search; count it (or its refusal) in self.metrics and log one line about it."""
+        t0 = time.perf_counter()
+        k_logged = k if isinstance(k, int) and not isinstance(k, bool) else None
+        try:
+            response = search()
+        except Exception as exc:
+            ms = (time.perf_counter() - t0) * 1000
+            error = type(exc).__name__ if isinstance(exc, StyliShiError) else "InternalError"
+            self.metrics.record_error(kind, ms, error)
+            log_query(kind, ok=False, k=k_logged, total_ms=ms, error=error, text_chars=text_chars)
+            raise
+        top = response.results[0].score if response.results else None
+        self.metrics.record(kind, response.timings_ms["total"], top_score=top, results=len(response.results))
+        log_query(kind, ok=True, k=k_logged, timings_ms=response.timings_ms, filters=self._canonical_filters(filters),
+                  results=len(response.results), top_score=top, text_chars=text_chars)
+        return response
+
+    def _canonical_filters(self, filters: Filters | None) -> dict[str, list[str]]:
+        """The filters of an answered query as catalog values (so the log holds nothing a person typed)."""
+        out: dict[str, list[str]] = {}
+        for column, values in _filter_items(filters):
+            known = self._canonical.get(column, {})
+            out[column] = sorted({known[v] for v in values if v in known})
+        return out
 
     def _result(self, rank: int, row: int, score: float) -> SearchResult:
         item = self.catalog.items.iloc[row]
@@ -146,8 +195,10 @@ class SearchService:
 
     def _check_k(self, k: Any) -> int:
         try:
+            if isinstance(k, float) and not k.is_integer():
+                raise ValueError(k)
             k = int(k)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise QueryError(f"The number of results must be a whole number from 1 to {self.limits.max_k}.") from None
         if not 1 <= k <= self.limits.max_k:
             raise QueryError(f"The number of results must be from 1 to {self.limits.max_k}; got {k}.")
@@ -157,18 +208,14 @@ class SearchService:
         """Row ids that pass every filter (None = no filter). Values within a column are OR-ed, columns AND-ed."""
         if not filters:
             return None
+        if not isinstance(filters, Mapping):
+            raise QueryError('Filters must be an object such as {"gender": "Women", "colour": ["Red", "Blue"]}.')
         mask = None
-        for column, wanted in filters.items():
-            if wanted is None or wanted == "" or wanted == [] or wanted == "All":
-                continue
+        for column, values in _filter_items(filters):
             if column not in self._filter_values:
                 known = ", ".join(self._filter_values) or "none"
                 raise QueryError(f"This catalog cannot be filtered by {str(column)[:40]!r}. Filters it has: {known}.")
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            values = [str(v).strip().lower() for v in values if str(v).strip() and str(v) != "All"]
-            if not values:
-                continue
-            known_lower = {v.lower() for v in self._filter_values[column]}
+            known_lower = self._canonical[column]
             unknown = [v for v in values if v not in known_lower]
             if unknown:
                 examples = ", ".join(self._filter_values[column][:12])
@@ -178,6 +225,29 @@ class SearchService:
         if mask is None:
             return None
         return np.flatnonzero(mask).astype(np.int64)
+
+
+def _filter_items(filters: Filters | None) -> list[tuple[str, list[str]]]:
+    """(column, lower-cased wanted values) for each filter that narrows anything. "All", "" and None mean no filter.
+
+    A value is a text (or a number) or a list of them; anything else is refused with a QueryError.
+    """
+    out = []
+    for column, wanted in (filters or {}).items():
+        if wanted is None or wanted == "" or wanted == [] or wanted == "All":
+            continue
+        values = [wanted] if _is_scalar(wanted) else wanted
+        if not isinstance(values, (list, tuple)) or not all(v is None or _is_scalar(v) for v in values):
+            raise QueryError(f"The filter {str(column)[:40]!r} must be a value or a list of values, e.g. "
+                             '{"colour": ["Red", "Blue"]}.')
+        values = [str(v).strip().lower() for v in values if v is not None and str(v).strip() and str(v) != "All"]
+        if values:
+            out.append((str(column), values))
+    return out
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def _plain(value: Any) -> Any:
