@@ -22,6 +22,8 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, 
 ACCEPTED_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "MPO": "JPEG"}  # MPO: phone JPEGs with a depth map
 _FORMATS_TEXT = "JPEG, PNG or WebP"
 _WHITE = (255, 255, 255)
+_METADATA_TOO_BIG = ("The picture carries an oversized metadata block (a colour profile or text of over 1 MB). "
+                     "Please save it again without metadata (or take a screenshot of it) and upload that.")
 
 # Our own header checks come first; this is a second fence for anything that slips past them.
 Image.MAX_IMAGE_PIXELS = 4096 * 4096 * 2
@@ -50,6 +52,8 @@ def _read_bytes(source: ImageInput, limits: Limits) -> bytes:
         if size > limits.max_bytes:
             raise ImageError(_too_big_message(size, limits))
         data = path.read_bytes()
+    elif source is None:
+        raise ImageError(f"No picture arrived. Please upload a {_FORMATS_TEXT} photo.")
     else:
         raise ImageError(f"Expected a picture, got {type(source).__name__}. Upload a {_FORMATS_TEXT} file.")
     if not data:
@@ -67,6 +71,10 @@ def _decode(data: bytes, limits: Limits) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"The picture has far too many pixels; the most we accept is {limits.max_side} pixels "
                              "on a side. Please resize it or take a smaller photo.") from None
+        except ValueError as exc:
+            if "too large" in str(exc).lower():  # Pillow's cap on a PNG's compressed text / colour-profile chunks
+                raise ImageError(_METADATA_TOO_BIG) from None
+            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
         except Exception:
             raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
         if img.format not in ACCEPTED_FORMATS:
@@ -77,6 +85,11 @@ def _decode(data: bytes, limits: Limits) -> Image.Image:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(_too_many_pixels_message(img.size, limits)) from None
+        except ValueError as exc:
+            if "too large" in str(exc).lower():
+                raise ImageError(_METADATA_TOO_BIG) from None
+            raise ImageError("The picture is damaged or incomplete (the file may have been cut off). Please upload "
+                             "it again.") from None
         except Exception:
             raise ImageError("The picture is damaged or incomplete (the file may have been cut off). Please upload it again.") from None
     try:
