@@ -14,7 +14,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -104,20 +106,31 @@ class Catalog:
             data = self.thumbnails.column("jpeg")[row].as_py()
             if not data:
                 return self.placeholder()
-            tmp = path.with_suffix(f".{row}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            _write_once(path, data)
         return path
 
     def placeholder(self) -> Path:
+        """A grey "no picture" card, served for an item whose thumbnail the index does not have."""
         path = self.thumb_dir / "_missing.jpg"
         if not path.exists():
+            import io
+
             from PIL import Image, ImageDraw
 
             img = Image.new("RGB", (128, 128), (236, 236, 236))
             ImageDraw.Draw(img).text((22, 58), "no picture", fill=(120, 120, 120))
-            img.save(path, format="JPEG")
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG")
+            _write_once(path, buf.getvalue())
         return path
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Write a file atomically, safe against concurrent writers of the same file and a wiped cache folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # the thumbnail cache may have been cleaned while serving
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
@@ -216,7 +229,52 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise ArtifactError(f"{root} uses catalog format version {version}; this StyliShi reads version "
                             f"{FORMAT_VERSION}. Rebuild the index with this version's build_index.py.")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ArtifactError(f"{path} is incomplete: {problem}. {REBUILD_HINT}")
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What a loader relies on, present and of the right type (else a line saying what is wrong)."""
+    def field(*keys: str) -> Any:
+        value: Any = manifest
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    if not isinstance(field("model", "id"), str) or not field("model", "id"):
+        return "model.id (the model the index was built with) is missing"
+    dim = field("embedding", "dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+        return f"embedding.dim should be a positive whole number, not {dim!r}"
+    count = field("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return f"count should be the number of items, not {count!r}"
+    if not isinstance(field("index", "type"), str) or not isinstance(field("index", "params") or {}, dict):
+        return "the index section is missing or malformed"
+    if not isinstance(field("files"), dict):
+        return "the files section (sizes and checksums) is missing"
+    return None
+
+
+# A thumbnail is a plain file name in the thumbnail folder: no folders, no hidden files, not the placeholder's name.
+_THUMB_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,159}")
+
+
+def _check_thumbnail_names(root: Path, items: pd.DataFrame) -> None:
+    if "thumbnail" not in items.columns:
+        return
+    names = items["thumbnail"].dropna().astype(str)
+    names = names[names != ""]
+    bad = names[~names.map(lambda n: bool(_THUMB_NAME.fullmatch(n))) | (names == "_missing.jpg")]
+    if len(bad):
+        raise ArtifactError(f"The catalog index {root} names a thumbnail {bad.iloc[0][:60]!r}, which is not a plain "
+                            f"file name. {REBUILD_HINT}")
+    duplicated = names[names.duplicated()]
+    if len(duplicated):
+        raise ArtifactError(f"In the catalog index {root} several items share the thumbnail {duplicated.iloc[0]!r}, "
+                            f"so some would show another item's picture. {REBUILD_HINT}")
 
 
 def verify_files(root: Path, manifest: dict[str, Any]) -> None:
@@ -265,6 +323,11 @@ def load(root: str | Path, *, expected_dim: int | None = None) -> Catalog:
     if len(set(counts.values())) != 1:
         detail = ", ".join(f"{k} {v}" for k, v in counts.items())
         raise ArtifactError(f"The catalog index {root} is inconsistent: item counts differ ({detail}). {REBUILD_HINT}")
+    if "id" not in items.columns:
+        raise ArtifactError(f"{root / ITEMS_FILE} has no 'id' column, so results could not be named. {REBUILD_HINT}")
+    if "jpeg" not in thumbs.column_names:
+        raise ArtifactError(f"{root / THUMBS_FILE} has no 'jpeg' column. {REBUILD_HINT}")
+    _check_thumbnail_names(root, items)
     thumb_dir = cache_dir() / "thumbs" / manifest["files"][THUMBS_FILE]["sha256"][:16]
     thumb_dir.mkdir(parents=True, exist_ok=True)
     faiss_index.apply_params(idx, manifest["index"].get("params") or {})
