@@ -78,6 +78,8 @@ def open_service(index: str | None = None, model: str | None = None, *, device: 
     if service is not None:
         return run.ready(service)
     if not fallback:
+        if is_local_ref(index):
+            raise StyliShiError(_local_failure_message(index, run.tried))
         raise StyliShiError(_failure_message(index, run.tried))
     return run.ready(run.demo(_demo_notice(index, run.tried)))
 
@@ -357,6 +359,14 @@ def _failure_message(index: str, tried: list[str]) -> str:
             "proxy, HF_TOKEN for a private repo); start once online so the index is cached, after which "
             "HF_HUB_OFFLINE=1 starts from the cache; or build an index with `python build_index.py --out DIR` and "
             "pass --index DIR; or unset STYLISHI_NO_FALLBACK to serve a starter index or the offline demo instead.")
+
+
+def _local_failure_message(index: str, tried: list[str]) -> str:
+    why = tried[-1].split(": ", 1)[-1] if tried else "it could not be loaded"
+    return (f"Could not open the catalog index folder {index}: {why.rstrip('.')}. The fallback to the offline demo is "
+            "off (STYLISHI_NO_FALLBACK=1 or --no-fallback), so nothing is served. To fix it: rebuild the folder with "
+            "`python build_index.py --out DIR` (or download it again) and pass --index DIR; or drop --no-fallback "
+            "(unset STYLISHI_NO_FALLBACK) to serve the offline demo instead.")
 
 
 def _numbered(tried: list[str]) -> str:
