@@ -31,13 +31,15 @@ import gradio as gr  # noqa: E402
 
 from stylishi import SearchResponse, SearchService, StyliShiError  # noqa: E402
 from stylishi.config import Settings, set_threads  # noqa: E402
+from stylishi.privacy import UploadJanitor  # noqa: E402
 
 log = logging.getLogger("stylishi.app")
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "data" / "examples"
 MAX_FILE_SIZE = "10mb"
-DELETE_CACHE = (300, 600)  # every 5 min, purge uploads/webcam frames/outputs older than 10 min
+DELETE_CACHE = (60, 120)  # backstop: every minute, purge uploads older than 2 min (even ones never queried)
+FORGET_UPLOAD_AFTER_S = 5  # a query's own upload is deleted this long after the query (stylishi.privacy)
 LIVE_EVERY_S = 0.5
 LIVE_TIME_LIMIT_S = 60
 LIVE_CONCURRENCY = 2
@@ -84,6 +86,12 @@ CSS = """
 
 
 # -- adapters between Gradio values and the core ------------------------------------------------------------------
+def UserError(message: str) -> gr.Error:  # noqa: N802 - reads as the exception it returns
+    """A message for the person on the page (or the API caller). Not printed with a traceback in the server log:
+    it is no fault of ours, and the message may quote what they sent (an unknown id or filter value)."""
+    return gr.Error(message, print_exception=False)
+
+
 def query_image(**kwargs) -> gr.Image:
     """A gr.Image that hands the core the raw upload (a file path, or bytes for a data URL) instead of decoding it.
 
@@ -100,9 +108,9 @@ def query_image(**kwargs) -> gr.Image:
             try:
                 return base64.b64decode(payload.url.split(",", 1)[1], validate=False)
             except (IndexError, binascii.Error, ValueError):
-                raise gr.Error("The picture could not be read. Please take or upload it again.") from None
+                raise UserError("The picture could not be read. Please take or upload it again.") from None
         if payload.path is None:
-            raise gr.Error("No picture arrived. Please upload it again.")
+            raise UserError("No picture arrived. Please upload it again.")
         return payload.path
 
     component.preprocess = preprocess  # type: ignore[method-assign]
@@ -144,10 +152,10 @@ def _parse_filters(filters: Any) -> dict[str, Any] | None:
         try:
             filters = json.loads(filters)
         except json.JSONDecodeError:
-            raise gr.Error('filters must be a JSON object such as {"gender": "Women", "colour": ["Red", "Blue"]}.'
+            raise UserError('filters must be a JSON object such as {"gender": "Women", "colour": ["Red", "Blue"]}.'
                            ) from None
     if not isinstance(filters, dict):
-        raise gr.Error('filters must be an object such as {"gender": "Women", "colour": ["Red", "Blue"]}.')
+        raise UserError('filters must be an object such as {"gender": "Women", "colour": ["Red", "Blue"]}.')
     return _as_filters(filters)
 
 
@@ -156,12 +164,12 @@ def _run(search: Callable[[], SearchResponse]) -> SearchResponse:
     try:
         return search()
     except StyliShiError as exc:
-        raise gr.Error(str(exc)) from None
+        raise UserError(str(exc)) from None
     except gr.Error:
         raise
     except Exception:
         log.exception("search failed")  # the traceback, never the user's picture or text
-        raise gr.Error("Something went wrong on our side. Please try again in a moment.") from None
+        raise UserError("Something went wrong on our side. Please try again in a moment.") from None
 
 
 def _percent(match: float) -> str:
@@ -245,19 +253,99 @@ def query_examples(examples_dir: Path | None = EXAMPLES_DIR) -> list[str]:
     return sorted(str(p) for p in Path(examples_dir).iterdir() if p.suffix.lower() in pictures)
 
 
+def _k(k: Any) -> Any:
+    """The API's k: omitted (null) means the default; anything else goes to the core, which explains a bad one."""
+    return DEFAULT_K if k is None or k == "" else k
+
+
+def stats_markdown(stats: dict[str, Any]) -> str:
+    """The page's "Service stats" view of `SearchService.metrics.snapshot()`."""
+    def ms(value) -> str:
+        return "–" if value is None else f"{value:.0f}\u00a0ms"
+
+    def sim(value) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lat = stats["latency_ms"]
+    lines = [f"**{stats['queries']:,}** queries · **{stats['errors']:,}** errors · **{stats['qps']:.2f}** queries/s "
+             f"since start ({stats['uptime_s']:.0f} s ago) · latency p50 **{ms(lat['p50'])}**, p95 {ms(lat['p95'])}, "
+             f"p99 {ms(lat['p99'])} · average top similarity **{sim(stats['avg_top_similarity'])}** "
+             f"(latency and similarity over the last {stats['window']:,} queries)"]
+    if stats["by_kind"]:
+        lines += ["", "| query | count | errors | p50 | p95 | p99 | avg top similarity |", "|---|---|---|---|---|---|---|"]
+        for kind, k_stats in stats["by_kind"].items():
+            k_lat = k_stats["latency_ms"]
+            lines.append(f"| {html.escape(kind)} | {k_stats['queries']:,} | {k_stats['errors']:,} | {ms(k_lat['p50'])} "
+                         f"| {ms(k_lat['p95'])} | {ms(k_lat['p99'])} | {sim(k_stats['avg_top_similarity'])} |")
+    return "\n".join(lines)
+
+
+def service_stats(service: SearchService) -> dict[str, Any]:
+    """What GET /stats returns: the query statistics and what is served (no paths, nothing from users)."""
+    return {**service.metrics.snapshot(), "catalog_items": len(service.catalog),
+            "embed_mode": service.embedder.mode, "device": service.embedder.device}
+
+
+class _SnapshotSet(set):
+    """A set whose iteration walks a copy.
+
+    Gradio's cache purge (delete_cache) iterates its sets of temporary files in a worker thread while uploads add to
+    them and the upload janitor removes from them; a plain set would end the purge task for good with "Set changed
+    size during iteration". `set.copy` is one C call, atomic under the GIL.
+    """
+
+    def __iter__(self):
+        return iter(set.copy(self))
+
+
+def _purge_safely(demo: gr.Blocks) -> None:
+    swapped: dict[int, _SnapshotSet] = {}
+
+    def snap(files: set) -> set:
+        if isinstance(files, _SnapshotSet):
+            return files
+        if id(files) not in swapped:
+            swapped[id(files)] = _SnapshotSet(files)
+        return swapped[id(files)]
+
+    demo.upload_file_set = snap(demo.upload_file_set)
+    for block in demo.blocks.values():
+        if isinstance(getattr(block, "temp_files", None), set):
+            block.temp_files = snap(block.temp_files)
+    demo.temp_file_sets = [snap(files) for files in demo.temp_file_sets]
+
+
+def upload_janitor(demo: gr.Blocks, after_s: float, spare: list[Path]) -> UploadJanitor:
+    """Deletes each query's upload `after_s` seconds after the query, and drops it from Gradio's purge list."""
+    from gradio.utils import get_upload_folder
+
+    def untrack(path: str) -> None:
+        demo.upload_file_set.discard(path)
+        demo.upload_file_set.discard(str(Path(path).resolve()))
+
+    return UploadJanitor(get_upload_folder(), after_s=after_s, spare=spare, on_delete=untrack)
+
+
 # -- the page -----------------------------------------------------------------------------------------------------
 def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DIR,
               live_time_limit: int = LIVE_TIME_LIMIT_S, concurrency: int = SEARCH_CONCURRENCY,
-              delete_cache: tuple[int, int] | None = DELETE_CACHE) -> gr.Blocks:
-    """The StyliShi page for a loaded search service. Launch it with `launch_options(service)`."""
+              delete_cache: tuple[int, int] | None = DELETE_CACHE,
+              forget_after_s: float = FORGET_UPLOAD_AFTER_S) -> gr.Blocks:
+    """The StyliShi page for a loaded search service. Launch it with `launch_options(service)`.
+
+    Privacy: each query's upload (photo, webcam snapshot) is deleted `forget_after_s` seconds after its query
+    (`demo.upload_janitor`), and `delete_cache` purges anything left over, e.g. files uploaded and never queried.
+    """
     thumb_dir = Path(service.catalog.thumb_dir).resolve()
+    static_dirs = [thumb_dir] + ([Path(examples_dir).resolve()] if examples_dir else [])
     # Catalog thumbnails and example pictures are served in place, never copied per query.
-    gr.set_static_paths([thumb_dir] + ([Path(examples_dir).resolve()] if examples_dir else []))
+    gr.set_static_paths(static_dirs)
     filter_cols = list(service.filter_values)
     size = len(service.catalog)
 
     with gr.Blocks(title="StyliShi · fashion visual search", delete_cache=delete_cache, fill_width=False,
                    analytics_enabled=False) as demo:
+        forget = demo.upload_janitor = upload_janitor(demo, forget_after_s, static_dirs)
         last_query = gr.State({"kind": None, "item": None})
         shown = gr.State([])  # the results on screen, for "more like this" by position
         picked = gr.State(None)  # the id of the result clicked last
@@ -303,6 +391,9 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
                                          variant="primary", elem_id="more-like-this")
                 gallery = gr.Gallery(label="Matches", show_label=False, columns=4, height="auto",
                                      object_fit="contain", allow_preview=False, buttons=[], elem_id="results")
+        with gr.Accordion("Service stats", open=False, elem_id="stats") as stats_box:
+            stats_view = gr.Markdown("Open to see how the service is doing.", elem_id="stats-view")
+            stats_btn = gr.Button("Refresh", size="sm", elem_id="stats-refresh")
 
         # -- UI events (private: the API below is the documented surface) -----------------------------------------
         def filters_of(values) -> dict | None:
@@ -311,7 +402,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
         def show(response: SearchResponse, filters, query: dict):
             results = [{"id": r.id, "name": r.name, "rank": r.rank, "match": r.match, "category": r.category}
                        for r in response.results]
-            what = "live camera" if query.get("kind") == "live" else None
+            what = {"live": "live camera", "image": "photo"}.get(query.get("kind"))
             return (_gallery(response), _status(response, filters, what), results, query, "",
                     gr.update(visible=False))
 
@@ -321,7 +412,11 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             if img is None:
                 return gr.skip()
             filters = filters_of(fvals)
-            return show(_run(lambda: service.search_image(img, k_, filters)), filters, {"kind": "image", "item": None})
+            try:
+                response = _run(lambda: service.search_image(img, k_, filters))
+            finally:
+                forget(img)  # the picture is not kept; its vector (below) re-ranks when k or a filter changes
+            return show(response, filters, {"kind": "image", "item": None, "vector": response.vector})
 
         def on_text(q, k_, *fvals):
             filters = filters_of(fvals)
@@ -335,6 +430,8 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
                 response = service.search_image(frame, k_, filters)
             except StyliShiError:
                 return gr.skip()  # one bad frame must not end the stream; the next one will do
+            finally:
+                forget(frame)
             return show(response, filters, {"kind": "live", "item": None})
 
         def on_select(results, evt: gr.SelectData):
@@ -347,15 +444,16 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
 
         def by_item(item, k_, *fvals):
             if not item:
-                raise gr.Error("Click a result first, then “More like this”.")
+                raise UserError("Click a result first, then “More like this”.")
             filters = filters_of(fvals)
             return show(_run(lambda: service.search_item(item, k_, filters)), filters, {"kind": "item", "item": item})
 
-        def rerun(query, img, q, k_, *fvals):
-            """k or a filter changed: run the query on screen again."""
+        def rerun(query, q, k_, *fvals):
+            """k or a filter changed: run the query on screen again (a photo by its vector: the picture is gone)."""
             kind = (query or {}).get("kind")
-            if kind == "image" and img is not None:
-                return on_image(img, k_, *fvals)
+            if kind == "image" and query.get("vector") is not None:
+                filters = filters_of(fvals)
+                return show(_run(lambda: service.search_vector(query["vector"], k_, filters)), filters, query)
             if kind == "text" and q:
                 return on_text(q, k_, *fvals)
             if kind == "item":
@@ -374,7 +472,13 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
         more_btn.click(by_item, [picked, k, *dropdowns], outputs, **private)
         for control in (k, *dropdowns):
             trigger = control.release if control is k else control.change
-            trigger(rerun, [last_query, image, text, k, *dropdowns], outputs, **private)
+            trigger(rerun, [last_query, text, k, *dropdowns], outputs, **private)
+
+        def refresh_stats():
+            return stats_markdown(service.metrics.snapshot())
+
+        for trigger in (stats_btn.click, stats_box.expand):
+            trigger(refresh_stats, None, stats_view, api_visibility="private", queue=False, show_progress="hidden")
 
         # -- the API for programs and agents (named, documented; MCP tools when --mcp) ---------------------------
         with gr.Column(visible=False):
@@ -382,19 +486,23 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             api_text = gr.Textbox(label="text", value=None)
             api_item = gr.Textbox(label="item_id", value=None)
             api_k = gr.Slider(1, service.limits.max_k, value=DEFAULT_K, step=1, label="k")
+            api_k.preprocess = lambda value: value  # type: ignore[method-assign]  # the core explains a bad k
             api_filters = filters_input()
             api_results = gr.JSON(label="results")
 
         def search_image(image, k=DEFAULT_K, filters=None, request: gr.Request = None):
-            response = _run(lambda: service.search_image(image, k, _parse_filters(filters)))
+            try:
+                response = _run(lambda: service.search_image(image, _k(k), _parse_filters(filters)))
+            finally:
+                forget(image)
             return _gallery(response), _json(response, request)
 
         def search_text(text, k=DEFAULT_K, filters=None, request: gr.Request = None):
-            response = _run(lambda: service.search_text(text, k, _parse_filters(filters)))
+            response = _run(lambda: service.search_text(text, _k(k), _parse_filters(filters)))
             return _gallery(response), _json(response, request)
 
         def more_like_this(item_id, k=DEFAULT_K, filters=None, request: gr.Request = None):
-            response = _run(lambda: service.search_item(item_id, k, _parse_filters(filters)))
+            response = _run(lambda: service.search_item(item_id, _k(k), _parse_filters(filters)))
             return _gallery(response), _json(response, request)
 
         fields = "; ".join(f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
@@ -420,6 +528,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
         gr.on([], search_text, [api_text, api_k, api_filters], [gallery, api_results], api_name="search_text", **api)
         gr.on([], more_like_this, [api_item, api_k, api_filters], [gallery, api_results], api_name="more_like_this",
               **api)
+    _purge_safely(demo)
     return demo
 
 
@@ -431,9 +540,21 @@ def mcp_available() -> bool:
     return True
 
 
+def stats_route(service: SearchService):
+    """GET /stats: the query statistics as JSON, for monitoring (see docs/hardening.md)."""
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import APIRoute
+
+    def stats() -> JSONResponse:
+        return JSONResponse(service_stats(service), headers={"Cache-Control": "no-store"})
+
+    return APIRoute("/stats", stats, methods=["GET"], name="stylishi_stats", include_in_schema=False)
+
+
 def launch_options(service: SearchService, *, mcp: bool = False) -> dict[str, Any]:
-    """The launch() settings of the public demo: private, bounded, offline-safe."""
+    """The launch() settings of the public demo: private, bounded, offline-safe; plus GET /stats."""
     return dict(
+        app_kwargs={"routes": [stats_route(service)]},
         allowed_paths=[str(Path(service.catalog.thumb_dir).resolve())],
         max_file_size=MAX_FILE_SIZE,
         enable_monitoring=False,
@@ -502,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     loaded_s = time.perf_counter() - t0
     warm_ms = warm_up(service)
+    service.metrics.reset()  # the stats count visitors' queries, not the warm-up
     mcp = args.mcp
     if mcp and not mcp_available():
         log.warning('MCP was asked for (--mcp / STYLISHI_MCP) but the "mcp" package is missing: serving without '
