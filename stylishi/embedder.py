@@ -6,6 +6,7 @@ so the tiny test models and the production checkpoint take the very same path.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -143,7 +144,7 @@ class Embedder:
                   [("Dresses", "Red", "Striped"), ("Dresses", "Red", "Polka Dot"), ("Dresses", "Orange", "Striped"),
                    ("Tshirts", "Navy Blue", "Checked"), ("Tshirts", "Blue", "Checked"),
                    ("Casual Shoes", "Beige", "Solid"), ("Caps", "Green", "Solid")]]
-        reference = self.embed_images(probes)
+        reference = self._probe_reference(probes)
         undo = self._switch(candidate)
         cosine = float(np.min(np.sum(reference * self.embed_images(probes), axis=1)))
         gram = reference @ reference.T
@@ -158,10 +159,47 @@ class Embedder:
             from torch.ao.quantization import quantize_dynamic
 
             self.model.text_model = quantize_dynamic(self.model.text_model, {torch.nn.Linear}, dtype=torch.qint8)
+        else:
+            # The compiled tower holds its own weights: the torch copy of the image tower is dead weight now.
+            self.model.vision_model = None
+            self.model.visual_projection = None
+        _release_memory()
         self.mode = candidate
         self.fidelity_cosine = cosine
         log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f)", candidate, cosine)
         return True
+
+    def weights_key(self) -> str:
+        """What identifies the weights: id and revision, plus the weight file's path, size and time if local."""
+        parts = [self.model_id, str(self.revision)]
+        weights = (self._model_path or Path(self.model_id)) / "model.safetensors"
+        if weights.exists():
+            stat = weights.stat()
+            parts += [str(weights.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
+        return "|".join(parts)
+
+    def _probe_reference(self, probes: Sequence[Image.Image]) -> np.ndarray:
+        """fp32 vectors of the probe pictures, cached per checkpoint: later starts never run the torch image tower,
+        so its weights are never paged in (~400 MB of RSS saved when a faster tower takes over)."""
+        import hashlib
+
+        from .config import cache_dir
+
+        digest = hashlib.sha256(f"{self.weights_key()}|probes-v1|{len(probes)}".encode()).hexdigest()[:16]
+        path = cache_dir() / "probes" / f"{digest}.npy"
+        if path.exists():
+            try:
+                cached = np.load(path, allow_pickle=False)
+                if cached.shape == (len(probes), self.dim):
+                    return cached
+            except (OSError, ValueError):
+                pass
+        reference = self.embed_images(probes)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.npy")
+        np.save(tmp, reference, allow_pickle=False)
+        tmp.replace(path)
+        return reference
 
     def _switch(self, candidate: str):
         """Install a faster image tower; returns how to undo it."""
@@ -177,7 +215,7 @@ class Embedder:
         from . import openvino_backend
         from .config import cache_dir
 
-        key = openvino_backend.model_key(self._model_path or self.model_id, self.model_id, self.revision)
+        key = f"{self.weights_key()}|{openvino_backend.version()}"
         self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
                                                                      threads=torch.get_num_threads())
         log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
@@ -190,6 +228,18 @@ class Embedder:
         if self.mode == "bf16":
             return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
         return torch.autocast(device_type=self.device.split(":")[0], enabled=False)
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS (conversion and quantisation leave large transient buffers behind)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
 
 
 def _features(out) -> torch.Tensor:

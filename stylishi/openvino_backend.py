@@ -45,22 +45,24 @@ class OpenVINOImageTower:
         core = ov.Core()
         folder = cache / "openvino" / hashlib.sha256(key.encode()).hexdigest()[:16]
         xml = folder / "image_tower.xml"
-        if xml.exists():
-            ov_model = core.read_model(str(xml))
-        else:
+        if not xml.exists():
             size = int(model.config.vision_config.image_size)
             with torch.inference_mode():
                 ov_model = ov.convert_model(_ImageTower(model).eval(), example_input=torch.zeros(1, 3, size, size))
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f"image_tower.{os.getpid()}.xml"
-            ov.save_model(ov_model, str(tmp), compress_to_fp16=False)
+            ov.save_model(ov_model, str(tmp), compress_to_fp16=True)  # bf16 compute anyway; half the memory
             tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
             tmp.replace(xml)
+            del ov_model
+        # Always compile from the saved fp16 IR: the in-memory conversion holds fp32 weights twice over.
+        ov_model = core.read_model(str(xml))
         config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache / "openvino" / "compiled")}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self._compiled = core.compile_model(ov_model, "CPU", config)
-        self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)  # "bf16" or "f32"
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()  # one request, one caller at a time: the cores are shared anyway
 
@@ -70,13 +72,8 @@ class OpenVINOImageTower:
             return np.array(result[0], dtype=np.float32, copy=True)
 
 
-def model_key(model_path: str | Path, model_id: str, revision: str | None) -> str:
-    """What identifies the weights: the id and revision, plus the weight file's size and time for local folders."""
-    parts = [model_id, str(revision)]
-    weights = Path(model_path) / "model.safetensors"
-    if weights.exists():
-        stat = weights.stat()
-        parts += [str(weights.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
+def version() -> str:
+    """Part of the cache key: a new OpenVINO (or IR layout) converts again."""
     import openvino
 
-    return "|".join(parts + [openvino.__version__])
+    return f"openvino-{openvino.__version__}-fp16-ir"
