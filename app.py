@@ -40,6 +40,10 @@ EXAMPLES_DIR = HERE / "data" / "examples"
 MAX_FILE_SIZE = "10mb"
 DELETE_CACHE = (60, 120)  # backstop: every minute, purge uploads older than 2 min (even ones never queried)
 FORGET_UPLOAD_AFTER_S = 5  # a query's own upload is deleted this long after the query (stylishi.privacy)
+# Gradio keeps a ~90 KB session (a copy of the page's config, and the last results) per browser tab and per API
+# call. An API call's session is dropped 5 s after the call; browser tabs are capped here (oldest go first) instead
+# of Gradio's 10,000 (~900 MB).
+SESSION_CAPACITY = 2000
 LIVE_EVERY_S = 0.5
 LIVE_TIME_LIMIT_S = 60
 LIVE_CONCURRENCY = 2
@@ -315,6 +319,16 @@ def _purge_safely(demo: gr.Blocks) -> None:
     demo.temp_file_sets = [snap(files) for files in demo.temp_file_sets]
 
 
+def _drop_session(demo: gr.Blocks, session_hash: str) -> None:
+    """Forget one API call's Gradio session: programs keep no state here, and a new one is made if they call again."""
+    holder = getattr(demo, "state_holder", None)  # set at launch
+    if holder is None:
+        return
+    with holder.lock:
+        holder.session_data.pop(session_hash, None)
+        getattr(holder, "time_last_used", {}).pop(session_hash, None)
+
+
 def upload_janitor(demo: gr.Blocks, after_s: float, spare: list[Path]) -> UploadJanitor:
     """Deletes each query's upload `after_s` seconds after the query, and drops it from Gradio's purge list."""
     from gradio.utils import get_upload_folder
@@ -490,20 +504,25 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             api_filters = filters_input()
             api_results = gr.JSON(label="results")
 
-        def search_image(image, k=DEFAULT_K, filters=None, request: gr.Request = None):
+        def api_call(search: Callable[[], SearchResponse], request: gr.Request | None, upload=None):
+            """One API call; then its upload and its Gradio session are let go (a program keeps no state here)."""
             try:
-                response = _run(lambda: service.search_image(image, _k(k), _parse_filters(filters)))
+                response = _run(search)
             finally:
-                forget(image)
+                forget(upload)
+                session = getattr(request, "session_hash", None)
+                if session:
+                    forget.later(lambda: _drop_session(demo, session))
             return _gallery(response), _json(response, request)
+
+        def search_image(image, k=DEFAULT_K, filters=None, request: gr.Request = None):
+            return api_call(lambda: service.search_image(image, _k(k), _parse_filters(filters)), request, image)
 
         def search_text(text, k=DEFAULT_K, filters=None, request: gr.Request = None):
-            response = _run(lambda: service.search_text(text, _k(k), _parse_filters(filters)))
-            return _gallery(response), _json(response, request)
+            return api_call(lambda: service.search_text(text, _k(k), _parse_filters(filters)), request)
 
         def more_like_this(item_id, k=DEFAULT_K, filters=None, request: gr.Request = None):
-            response = _run(lambda: service.search_item(item_id, _k(k), _parse_filters(filters)))
-            return _gallery(response), _json(response, request)
+            return api_call(lambda: service.search_item(item_id, _k(k), _parse_filters(filters)), request)
 
         fields = "; ".join(f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
                            for c, v in service.filter_values.items()) or "none"
@@ -557,6 +576,7 @@ def launch_options(service: SearchService, *, mcp: bool = False) -> dict[str, An
         app_kwargs={"routes": [stats_route(service)]},
         allowed_paths=[str(Path(service.catalog.thumb_dir).resolve())],
         max_file_size=MAX_FILE_SIZE,
+        state_session_capacity=SESSION_CAPACITY,
         enable_monitoring=False,
         run_history=False,
         show_error=False,  # unexpected exceptions stay in the log; gr.Error messages still reach people

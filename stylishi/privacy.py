@@ -1,18 +1,21 @@
-"""Keep no one's pictures: query uploads are deleted a few seconds after their query.
+"""Keep nothing: a query's upload, and anything else tied to one query, is let go a few seconds after the query.
 
     forget = UploadJanitor(upload_folder, after_s=5, spare=[thumbnail_folder, examples_folder])
-    forget(path)         # after the query: the file (and its now-empty folder) goes `after_s` seconds later
+    forget(path)                  # after the query: the file (and its now-empty folder) goes `after_s` seconds later
+    forget.later(drop_session)    # any other clean-up of one query, on the same schedule
 
 Only files inside `upload_folder` are ever deleted, never anything under a `spare` folder (catalog thumbnails and
 example pictures are served from there and are also valid queries). The short delay lets the page finish showing
-the picture it just uploaded, and lets a second request that uploaded the very same bytes (uploads of identical
-content share one path) finish its own query. One daemon thread does the deleting; memory stays bounded by the
-number of uploads waiting, at most a few seconds' worth.
+the picture it just uploaded. Uploads of identical bytes under one name share one path: a file is deleted only if it
+is still the very upload its query read (same inode and mtime), so a newer upload of the same picture waits for its
+own query. One daemon thread does the work; memory stays bounded by what is waiting, a few seconds' worth.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -31,7 +34,7 @@ class UploadJanitor:
         self.spare = [Path(p).resolve() for p in spare]
         self.on_delete = on_delete  # e.g. drop the path from the web framework's own list of temporary files
         self._clock = clock
-        self._due: deque[tuple[float, Path, str]] = deque()  # (when, file, as given); FIFO = in time order
+        self._due: deque[tuple[float, Callable[[], None]]] = deque()  # (when, what); appended in time order
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self.deleted = 0
@@ -39,29 +42,34 @@ class UploadJanitor:
     def __call__(self, path: object) -> bool:
         """Schedule an uploaded file for deletion; False (and nothing done) for anything that is not an upload."""
         target = self._upload(path)
-        if target is None:
+        identity = _identity(target) if target is not None else None
+        if identity is None:
             return False
+        self.later(functools.partial(self._delete, target, str(path), identity))
+        return True
+
+    def later(self, action: Callable[[], None]) -> None:
+        """Run `action` (quick, no arguments) `after_s` seconds from now on the janitor's thread."""
         if self.after_s <= 0:
-            self._delete(target, str(path))
-            return True
+            self._do(action)
+            return
         with self._wake:
-            self._due.append((self._clock() + self.after_s, target, str(path)))
+            self._due.append((self._clock() + self.after_s, action))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="stylishi-upload-janitor", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="stylishi-janitor", daemon=True)
                 self._thread.start()
             self._wake.notify()
-        return True
 
     @property
     def pending(self) -> int:
         return len(self._due)
 
     def flush(self) -> None:
-        """Delete everything scheduled now (tests, shutdown)."""
+        """Do everything scheduled now (tests, shutdown)."""
         with self._wake:
             due, self._due = list(self._due), deque()
-        for _, target, given in due:
-            self._delete(target, given)
+        for _, action in due:
+            self._do(action)
 
     # -- machinery ---------------------------------------------------------------------------------------------
     def _upload(self, path: object) -> Path | None:
@@ -82,28 +90,42 @@ class UploadJanitor:
             with self._wake:
                 while not self._due:
                     self._wake.wait()
-                when, target, given = self._due[0]
+                when, action = self._due[0]
                 wait = when - self._clock()
                 if wait > 0:
                     self._wake.wait(timeout=wait)
                     continue
                 self._due.popleft()
-            self._delete(target, given)
+            self._do(action)
 
-    def _delete(self, target: Path, given: str) -> None:
+    @staticmethod
+    def _do(action: Callable[[], None]) -> None:
         try:
-            target.unlink(missing_ok=True)
-            parent = target.parent
-            if parent != self.root and parent.is_relative_to(self.root):
-                try:
-                    parent.rmdir()  # the per-upload folder, once empty
-                except OSError:
-                    pass  # not empty (another upload of the same bytes) or already gone
-            self.deleted += 1
-        except OSError as exc:  # never let one file stop the janitor; say which kind of problem, not which file
-            log.warning("could not delete an uploaded query picture (%s)", type(exc).__name__)
-        if self.on_delete is not None:
+            action()
+        except Exception as exc:  # noqa: BLE001 - one failed clean-up must not stop the others
+            log.warning("a clean-up after a query failed (%s)", type(exc).__name__)
+
+    def _delete(self, target: Path, given: str, identity: tuple) -> None:
+        if _identity(target) != identity:
+            return  # gone already, or replaced by a newer upload of the same bytes: that one's query deletes it
+        target.unlink(missing_ok=True)
+        parent = target.parent
+        if parent != self.root and parent.is_relative_to(self.root):
             try:
-                self.on_delete(given)
-            except Exception:  # noqa: BLE001
-                log.debug("on_delete hook failed", exc_info=True)
+                parent.rmdir()  # the per-upload folder, once empty
+            except OSError:
+                pass  # not empty (the same bytes under another name) or already gone
+        self.deleted += 1
+        if self.on_delete is not None:
+            self.on_delete(given)
+
+
+def _identity(path: Path) -> tuple | None:
+    """Which file is at `path` now: (device, inode, mtime), or None if there is no regular file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
