@@ -45,7 +45,9 @@ def load(index: str | Path, model: str | None = None, *, device: str = "auto", m
     gap = catalog.neighbour_gap() if mode in ("auto", "int8") else None
     embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=device, mode=mode,
                              neighbour_gap=gap)
-    return SearchService(embedder, catalog, source=str(index))
+    service = SearchService(embedder, catalog, source=str(index))
+    service.check_model()  # the right-sized but wrong model is refused, never searched with
+    return service
 
 
 def _same_model(a: str, b: str, root: Path) -> bool:

@@ -214,6 +214,10 @@ def resolve_model(ref: str, index_root: Path | None = None, *,
     """
     if ref.startswith("./") and index_root is not None:
         folder = index_root / ref[2:]
+        if not folder.is_dir():
+            raise ModelError(f"The index {index_root} was built with its own model folder {ref}, but {folder} is "
+                             "missing. Copy or download the whole index folder again (with its model), or rebuild it "
+                             "with build_index.py.")
         _require_safetensors(folder, ref)
         return folder, ref, None
     path = Path(ref).expanduser()

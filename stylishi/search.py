@@ -58,6 +58,11 @@ class SearchService:
 
     def __init__(self, embedder: Embedder, catalog: Catalog, limits: Limits | None = None, *,
                  source: str = "", notice: str | None = None):
+        if embedder.dim != catalog.dim and embedder.model_id == catalog.model_id:
+            raise ArtifactError(
+                f"The catalog index {catalog.root} names the model {catalog.model_id}, which makes {embedder.dim}-d "
+                f"vectors, but it holds {catalog.dim}-d vectors: it was built with another model. Rebuild the index "
+                "with build_index.py.")
         if embedder.dim != catalog.dim:
             raise ArtifactError(
                 f"The catalog index was built with {catalog.model_id} ({catalog.dim}-d vectors) but the loaded model "
@@ -91,6 +96,37 @@ class SearchService:
     @property
     def filter_values(self) -> dict[str, list[str]]:
         return self._filter_values
+
+    def check_model(self, sample: int = 4, min_cosine: float = 0.8) -> float | None:
+        """Does the loaded model reproduce the index's own vectors? A few catalog thumbnails are embedded and compared
+        with their stored vectors; a model of the right size but the wrong weights is refused (ArtifactError) instead
+        of silently returning unrelated products. Returns the median cosine (None: the index has no thumbnails)."""
+        jpegs = self.catalog.thumbnails.column("jpeg")
+        rows = [r for r in range(len(self.catalog)) if jpegs[r].is_valid]
+        if not rows:
+            return None
+        rows = [rows[int(i)] for i in np.unique(np.linspace(0, len(rows) - 1, min(sample, len(rows))).astype(int))]
+        pictures = []
+        for r in rows:
+            try:
+                pictures.append(load_image(jpegs[r].as_py(), self.limits))
+            except StyliShiError:
+                continue
+        if not pictures:
+            return None
+        got = self.embedder.embed_images(pictures)
+        stored = faiss_index.reconstruct(self.catalog.index, np.array(rows[:len(pictures)]))
+        stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+        median = float(np.median(np.sum(got * stored, axis=1)))
+        if median < min_cosine:
+            raise ArtifactError(
+                f"The model {self.embedder.model_id} does not reproduce the vectors of the catalog index "
+                f"{self.catalog.root}: its own pictures embed at a cosine of {median:.2f} to their stored vectors "
+                f"(at least {min_cosine} expected). The index was built with another model: load the model it was "
+                f"built with, or rebuild the index with this one (build_index.py).")
+        log.info("model check: %d catalog pictures embed at a median cosine of %.4f to their stored vectors",
+                 len(pictures), median)
+        return median
 
     # -- the searches ----------------------------------------------------------------------------------------
     def _search_image(self, image: ImageInput, k: int, filters: Filters | None) -> SearchResponse:
