@@ -1,0 +1,287 @@
+"""Faults: a damaged index, a model that does not fit it, missing thumbnails, the Hub away. Each has a named outcome,
+and none gives silent wrong results:
+
+| fault                                              | outcome                                                        |
+|----------------------------------------------------|----------------------------------------------------------------|
+| index file truncated, corrupted, unreadable        | REFUSE: start-up stops, one message naming the fix, exit 2      |
+| vectors damaged (checksums written to match)       | REFUSE (every stored vector must be finite and unit length)     |
+| manifest/model mismatch: dim, model size, weights  | REFUSE (the model must reproduce the index's own vectors)       |
+| --model other than the index's                     | REFUSE, with or without the fallback (a configuration error)    |
+| metadata row count wrong, manifest incomplete      | REFUSE                                                          |
+| thumbnail names unsafe or shared by two items      | REFUSE                                                          |
+| model folder missing                               | REFUSE                                                          |
+| any of the above with the fallback on              | DEMO: the offline demo, with a notice naming the index's fault  |
+| some thumbnails missing                            | PLACEHOLDER: served with a "no picture" card                    |
+| thumbnail cache wiped while serving                | served: thumbnails unpacked again from the index                |
+| Hub away, warm cache                               | CACHE: tests/test_hub.py::test_warm_cache_starts_at_once_...    |
+| Hub away, cold cache                               | DEMO or REFUSE: tests/test_hub.py::test_nothing_reachable_...   |
+| damaged download                                   | REFUSE + evicted: tests/test_hub.py::test_a_corrupted_download_ |
+
+REFUSE is checked on the real command line (`python app.py --index BROKEN --no-fallback`) for a few faults at once,
+and for every fault through `app.main([...])` in this process (the same code, without paying a Python start-up each).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stylishi import catalog as catalog_mod
+from stylishi.demo import save_tiny_clip
+from test_app_api import free_port, http_call
+from test_hostile import running_app
+
+ROOT = Path(__file__).resolve().parents[1]
+REBUILD = r"rebuild the folder with `python build_index.py --out DIR`"
+
+
+# -- broken copies of the demo index -----------------------------------------------------------------------------------
+def _copy(demo_index: Path, dst: Path) -> Path:
+    shutil.copytree(demo_index, dst, ignore=shutil.ignore_patterns("catalog_images"))
+    return dst
+
+
+def _manifest(root: Path, change=None, **files_changed) -> None:
+    manifest = json.loads((root / "manifest.json").read_text())
+    if change:
+        change(manifest)
+    for name in files_changed.get("refresh", ()):  # checksums written to match a damaged file
+        manifest["files"][name] = catalog_mod._file_entry(root / name)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _edit_bytes(path: Path, edit) -> None:
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(edit(data)))
+
+
+def _flip(data: bytearray) -> bytearray:
+    data[len(data) // 2] ^= 0xFF
+    return data
+
+
+def _nan_last_vector(data: bytearray) -> bytearray:
+    data[-64:-48] = b"\xff" * 16  # four float32 NaNs in the last row's vector
+    return data
+
+
+def _items(root: Path, edit) -> None:
+    items = pd.read_parquet(root / "items.parquet")
+    edit(items).to_parquet(root / "items.parquet", index=False)
+    _manifest(root, refresh=["items.parquet"])
+
+
+def _set_model(model_id: str):
+    return lambda m: m["model"].__setitem__("id", model_id)
+
+
+def _share_thumbnail(items: pd.DataFrame) -> pd.DataFrame:
+    items.loc[1, "thumbnail"] = items.loc[0, "thumbnail"]
+    return items
+
+
+# name: (how to break a copy, the message's pattern)
+BROKEN = {
+    "index-truncated": (lambda r: (r / "index.faiss").write_bytes((r / "index.faiss").read_bytes()[:-1000]),
+                        r"index\.faiss is \d+ bytes but the manifest says \d+: the file is truncated"),
+    "index-corrupted": (lambda r: _edit_bytes(r / "index.faiss", _flip),
+                        r"index\.faiss is corrupted: its sha256 is \w+… but the manifest says"),
+    "index-unreadable-checksums-match": (
+        lambda r: ((r / "index.faiss").write_bytes(b"\x00" * 4096), _manifest(r, refresh=["index.faiss"])),
+        r"index\.faiss could not be read by FAISS"),
+    "vectors-damaged-checksums-match": (
+        lambda r: (_edit_bytes(r / "index.faiss", _nan_last_vector), _manifest(r, refresh=["index.faiss"])),
+        r"index\.faiss is damaged: the vector of item row 383 has length nan, not 1"),
+    "manifest-dim-mismatch": (lambda r: _manifest(r, lambda m: m["embedding"].__setitem__("dim", 128)),
+                              r"index\.faiss holds 64-d vectors but the manifest says 128"),
+    "manifest-model-other-size": (
+        lambda r: (save_tiny_clip(r / "model128", dim=128), _manifest(r, _set_model("./model128"))),
+        r"names the model \./model128, which makes 128-d vectors, but it holds 64-d vectors: it was built with another"),
+    "manifest-model-other-weights": (
+        lambda r: (save_tiny_clip(r / "other", dim=64, seed=7), _manifest(r, _set_model("./other"))),
+        r"The model \./other does not reproduce the vectors of the catalog index .*: its own pictures embed at a "
+        r"cosine of -?\d\.\d\d to their stored vectors"),
+    "items-row-count": (lambda r: _items(r, lambda items: items.iloc[:-1]),
+                        r"item counts differ \(manifest 384, index 384, items\.parquet 383, thumbnails\.parquet 384\)"),
+    "items-no-id-column": (lambda r: _items(r, lambda items: items.drop(columns=["id"])), r"has no 'id' column"),
+    "thumbnail-shared": (lambda r: _items(r, _share_thumbnail), r"several items share the thumbnail"),
+    "thumbnail-name-traversal": (
+        lambda r: _items(r, lambda items: items.assign(thumbnail=["../../etc/x.jpg"] + list(items.thumbnail[1:]))),
+        r"names a thumbnail '\.\./\.\./etc/x\.jpg', which is not a plain file name"),
+    "model-folder-missing": (lambda r: shutil.rmtree(r / "model"),
+                             r"was built with its own model folder \./model, but .*/model is missing\. Copy or download"),
+    "manifest-incomplete": (lambda r: _manifest(r, lambda m: m.pop("embedding")),
+                            r"manifest\.json is incomplete: embedding\.dim should be a positive whole number"),
+    "manifest-not-json": (lambda r: (r / "manifest.json").write_text('{"format": "stylishi-catalog", '),
+                          r"manifest\.json is not valid JSON"),
+    "not-an-index": (lambda r: [p.unlink() if p.is_file() else shutil.rmtree(p) for p in list(r.iterdir())],
+                     r"has no manifest\.json, so it is not a StyliShi catalog index"),
+}
+ON_THE_COMMAND_LINE = ["index-truncated", "vectors-damaged-checksums-match", "model-folder-missing"]
+
+
+@pytest.fixture(scope="module")
+def broken(demo_index, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("broken")
+    out = {}
+    for name, (breaking, _) in BROKEN.items():
+        breaking(_copy(demo_index, folder / name))
+        out[name] = folder / name
+    return out
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(free_port()),
+           "STYLISHI_EMBED_MODE": "fp32", "PYTHONUNBUFFERED": "1"}
+    env.pop("STYLISHI_NO_FALLBACK", None)
+    return subprocess.run([sys.executable, str(ROOT / "app.py"), "--device", "cpu", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def command_lines(broken, demo_index, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """The real start-up, a few at once (each pays a Python start-up with torch and Gradio)."""
+    other = save_tiny_clip(tmp_path_factory.mktemp("m") / "other", dim=64, seed=3)
+    runs = {name: ("--index", str(broken[name]), "--no-fallback") for name in ON_THE_COMMAND_LINE}
+    runs["explicit-model-with-fallback"] = ("--index", str(demo_index), "--model", str(other))  # fallback on
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = {name: pool.submit(_cli, *args) for name, args in runs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _one_clear_message(output: str) -> str:
+    lines = [line for line in output.splitlines() if "cannot start:" in line]
+    assert len(lines) == 1, output[-3000:]
+    assert "Traceback" not in output and 'File "' not in output, output[-3000:]
+    return lines[0].split("cannot start: ", 1)[1]
+
+
+# -- REFUSE -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ON_THE_COMMAND_LINE)
+def test_the_command_line_refuses_a_broken_index_with_one_message(name, command_lines, broken):
+    done = command_lines[name]
+    assert done.returncode == 2, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    message = _one_clear_message(done.stdout + done.stderr)
+    assert re.search(BROKEN[name][1], message), message
+    assert str(broken[name]) in message and re.search(REBUILD, message) and "--no-fallback" in message
+    assert "StyliShi ready" not in done.stdout + done.stderr  # nothing was served
+
+
+def test_the_command_line_refuses_another_model_even_with_the_fallback_on(command_lines, demo_index):
+    done = command_lines["explicit-model-with-fallback"]
+    assert done.returncode == 2, (done.stdout[-2000:], done.stderr[-2000:])
+    message = _one_clear_message(done.stdout + done.stderr)
+    assert re.search(r"was built with the model \./model, but the model .*/other was asked for \(--model / "
+                     r"STYLISHI_MODEL\)\. .* drop --model", message), message
+    assert "offline demo" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_app_main_refuses_every_broken_index(name, broken, caplog, monkeypatch):
+    """app.main with --no-fallback, in this process: exit status 2, one error line naming the fault and the fix."""
+    import app
+
+    monkeypatch.setenv("STYLISHI_EMBED_MODE", "fp32")  # no OpenVINO/int8 trial per case: the faults come first
+    with caplog.at_level(logging.INFO):
+        status = app.main(["--index", str(broken[name]), "--no-fallback", "--device", "cpu"])
+    assert status == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].getMessage().startswith("cannot start: "), [r.getMessage() for r in errors]
+    assert errors[0].exc_info is None  # no traceback
+    message = errors[0].getMessage()
+    assert re.search(BROKEN[name][1], message), message
+    assert str(broken[name]) in message and re.search(REBUILD, message)
+
+
+# -- DEMO: the same faults with the fallback on ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["index-truncated", "manifest-model-other-weights"])
+def test_with_the_fallback_on_a_broken_index_gives_the_demo_and_a_notice_saying_why(name, broken, demo_index,
+                                                                                   tmp_path, monkeypatch):
+    from stylishi.startup import open_service
+
+    monkeypatch.setenv("STYLISHI_CACHE", str(tmp_path / "cache"))
+    _copy(demo_index, tmp_path / "cache" / "demo")  # the demo as a first start builds it, without the 10 s
+    service = open_service(str(broken[name]), fallback=True, device="cpu", mode="fp32")
+    assert service.source == "demo" and len(service.catalog) == 384
+    notice = service.notice
+    assert notice.startswith("This is the offline demo") and str(broken[name]) in notice
+    assert re.search(BROKEN[name][1], notice), notice
+    assert "--index DIR" in notice  # how to serve a real catalog
+
+
+# -- PLACEHOLDER: some thumbnails missing; and the thumbnail cache wiped while serving --------------------------------------
+PICTURELESS = {"demo-0001", "demo-0002", "demo-0003"}  # near neighbours of each other in the demo
+
+
+@pytest.fixture(scope="module")
+def gappy_index(demo_index, tmp_path_factory) -> Path:
+    """The demo index rewritten with no thumbnail for a few items (as a builder does for an unreadable picture)."""
+    from stylishi import index as faiss_index
+
+    root = tmp_path_factory.mktemp("gappy") / "index"
+    cat = catalog_mod.load(demo_index)
+    vectors = faiss_index.reconstruct(cat.index, list(range(len(cat))))
+    items = cat.items.drop(columns=["thumbnail"])
+    jpegs = cat.thumbnails.column("jpeg").to_pylist()
+    thumbnails = [None if item_id in PICTURELESS else data for item_id, data in zip(items["id"], jpegs)]
+    catalog_mod.write(root, vectors=vectors, items=items, thumbnails=thumbnails, model=cat.manifest["model"],
+                      factory="Flat")
+    shutil.copytree(demo_index / "model", root / "model")
+    return root
+
+
+@pytest.fixture(scope="module")
+def gappy_server(gappy_index, tmp_path_factory):
+    with running_app(gappy_index, tmp_path_factory.mktemp("gappy-app")) as running:
+        yield running
+
+
+def test_missing_thumbnails_are_served_as_a_placeholder(gappy_server):
+    with httpx.Client(base_url=gappy_server.url, timeout=60) as http:
+        for item in sorted(PICTURELESS):
+            kind, (gallery, results) = http_call(http, "more_like_this", [item, 5, None])
+            assert kind == "complete" and results[0]["id"] == item  # the right item: only its picture is missing
+            assert results[0]["thumbnail"].endswith("/_missing.jpg") and gallery[0]["image"]["path"].endswith(
+                "/_missing.jpg")
+            others = [r for r in results if r["id"] not in PICTURELESS]
+            assert others and all(r["thumbnail"].endswith(f"/{r['id']}.jpg") for r in others)
+            card = http.get(results[0]["thumbnail"])
+            assert card.status_code == 200 and card.headers["content-type"] == "image/jpeg"
+            assert Image.open(io.BytesIO(card.content)).size == (128, 128)
+
+
+def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server):
+    with httpx.Client(base_url=gappy_server.url, timeout=60) as http:
+        kind, (_, results) = http_call(http, "more_like_this", ["demo-0100", 3, None])
+        folder = Path(results[0]["thumbnail"].split("/gradio_api/file=", 1)[1]).parent
+        shutil.rmtree(folder)  # e.g. a temp cleaner, or a disk swap, under a running app
+        kind, (_, results) = http_call(http, "more_like_this", ["demo-0100", 3, None])
+        assert kind == "complete" and results[0]["id"] == "demo-0100"
+        for r in results:
+            assert http.get(r["thumbnail"]).status_code == 200
+        kind, (_, results) = http_call(http, "more_like_this", ["demo-0001", 1, None])
+        assert kind == "complete" and http.get(results[0]["thumbnail"]).status_code == 200  # placeholder made again
+    assert gappy_server.proc.poll() is None and "Traceback" not in gappy_server.log_text()
+
+
+# -- CACHE and the Hub: covered where the Hub stand-in lives ----------------------------------------------------------------
+def test_hub_faults_are_covered_in_test_hub():
+    """Hub away with a warm cache (serve the cached revision), with a cold cache (the demo with a notice, or one
+    message with the fallback off), and a damaged download (refused by checksum, evicted, fetched again)."""
+    source = (ROOT / "tests" / "test_hub.py").read_text()
+    for name in ("test_warm_cache_starts_at_once_when_the_hub_is_away_or_offline",
+                 "test_nothing_reachable_serves_the_offline_demo_or_stops_with_one_clear_message",
+                 "test_a_corrupted_download_is_refused_by_checksum_and_fetched_again"):
+        assert f"def {name}(" in source, name
