@@ -283,7 +283,7 @@ def _check_thumbnail_names(root: Path, items: pd.DataFrame) -> None:
         return
     names = items["thumbnail"].dropna().astype(str)
     names = names[names != ""]
-    bad = names[~names.map(lambda n: bool(_THUMB_NAME.fullmatch(n))) | (names == "_missing.jpg")]
+    bad = names[np.array([not _THUMB_NAME.fullmatch(n) or n == "_missing.jpg" for n in names], dtype=bool)]
     if len(bad):
         raise ArtifactError(f"The catalog index {root} names a thumbnail {bad.iloc[0][:60]!r}, which is not a plain "
                             f"file name. {REBUILD_HINT}")
