@@ -15,7 +15,8 @@ DEFAULT_FACTORY = "auto"
 # Exact search up to here: IndexFlatIP costs ~1.5 ms a query at 20k × 512 on 2 cores (3.6 ms at 50k).
 FLAT_MAX_ITEMS = 20_000
 HNSW_MAX_ITEMS = 400_000
-TARGET_RECALL = 0.95
+# Tuned on 200 queries to 0.97 so that fresh queries stay >= 0.95 (at 200k, tuning to 0.95 gave 0.937 on others).
+TARGET_RECALL = 0.97
 MMAP_MIN_BYTES = 256 * 1024 * 1024
 
 
