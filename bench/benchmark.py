@@ -381,6 +381,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run (~2 min)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"), help="where to write the table")
     ap.add_argument("--skip-http", action="store_true", help="skip the HTTP API section")
+    ap.add_argument("--index-only", action="store_true", help="only the index scaling section (50k, 200k, 1M)")
     args = ap.parse_args()
 
     from stylishi.config import set_threads
@@ -399,6 +400,9 @@ def main() -> None:
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="stylishi-bench-") as tmp:
         work = Path(tmp)
+        if args.index_only:
+            bench_index([50_000, 200_000, 1_000_000])
+            return finish(args, t_all)
         os.environ["STYLISHI_CACHE"] = str(work / "cache")
         model_dir = make_model(work)
         n_catalog = 5_000 if args.quick else 50_000
@@ -410,6 +414,10 @@ def main() -> None:
             best = min(("fp32", "int8", "openvino"), key=lambda m: pct(modes[m]["total"], 50))
             bench_http(catalog_dir, 5 if args.quick else 20, best)
         bench_index([50_000] if args.quick else [50_000, 200_000, 1_000_000])
+    finish(args, t_all)
+
+
+def finish(args, t_all: float) -> None:
     _, peak = rss_mb()
     out()
     out(f"Benchmark process peak RSS {peak:.0f} MB; whole run {time.perf_counter() - t_all:.0f} s.")
