@@ -276,6 +276,24 @@ def start_app(catalog_dir: Path, port: int, mode: str) -> tuple[subprocess.Popen
     return proc, ready
 
 
+def http_call(base: str, api_name: str, data: list) -> list:
+    """POST /gradio_api/call/<api_name>, then read its event stream: the outputs, or RuntimeError on an error event."""
+    req = urllib.request.Request(f"{base}/gradio_api/call/{api_name}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
+    with urllib.request.urlopen(f"{base}/gradio_api/call/{api_name}/{event_id}", timeout=60) as stream:
+        event = None
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                if event == "error":
+                    raise RuntimeError(line[:200])
+                return json.loads(line[5:])
+    raise RuntimeError("the event stream ended without a result")
+
+
 def http_search(base: str, picture: bytes) -> float:
     """One image search the way a browser does it: upload, call, read the event stream. Returns ms."""
     t = time.perf_counter()
@@ -285,22 +303,10 @@ def http_search(base: str, picture: bytes) -> float:
     req = urllib.request.Request(f"{base}/gradio_api/upload", data=body,
                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     path = json.loads(urllib.request.urlopen(req, timeout=30).read())[0]
-    payload = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "q.jpg"}, 10, None]}
-    req = urllib.request.Request(f"{base}/gradio_api/call/search_image", data=json.dumps(payload).encode(),
-                                 headers={"Content-Type": "application/json"})
-    event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
-    with urllib.request.urlopen(f"{base}/gradio_api/call/search_image/{event_id}", timeout=60) as stream:
-        event = None
-        for raw in stream:
-            line = raw.decode().strip()
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                if event == "error":
-                    raise RuntimeError(line)
-                data = json.loads(line[5:])
-                assert data[1][0]["rank"] == 1
-                break
+    picture_data = {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": "q.jpg"}
+    outputs = http_call(base, "search_image", [picture_data, 10, None])
+    if not outputs[1] or outputs[1][0]["rank"] != 1:
+        raise RuntimeError("an image search returned no results")
     return (time.perf_counter() - t) * 1000
 
 

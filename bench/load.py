@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import ROOT, http_search, jpeg, pct, rss_mb, start_app, webcam_frame  # noqa: E402
+from benchmark import ROOT, http_call, http_search, jpeg, pct, rss_mb, start_app, webcam_frame  # noqa: E402
 
 MAX_SECONDS = 600
 MAX_CLIENTS = 64
@@ -51,24 +51,10 @@ TEXTS = ["red floral summer dress", "black leather jacket", "blue striped t-shir
 def http_text(base: str, text: str, k: int = 10) -> float:
     """call → event stream, the way a program calls /search_text. Returns ms; raises on an error or no results."""
     t = time.perf_counter()
-    req = urllib.request.Request(f"{base}/gradio_api/call/search_text",
-                                 data=json.dumps({"data": [text, k, None]}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
-    with urllib.request.urlopen(f"{base}/gradio_api/call/search_text/{event_id}", timeout=60) as stream:
-        event = None
-        for raw in stream:
-            line = raw.decode().strip()
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                if event == "error":
-                    raise RuntimeError(line[:200])
-                results = json.loads(line[5:])[1]
-                if not results or results[0]["rank"] != 1:
-                    raise RuntimeError(f"no results for {text!r}")
-                return (time.perf_counter() - t) * 1000
-    raise RuntimeError("the event stream ended without a result")
+    results = http_call(base, "search_text", [text, k, None])[1]
+    if not results or results[0]["rank"] != 1:
+        raise RuntimeError(f"no results for {text!r}")
+    return (time.perf_counter() - t) * 1000
 
 
 # -- what is measured -----------------------------------------------------------------------------------------------
