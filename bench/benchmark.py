@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """StyliShi benchmark: per-stage query latency, embedding modes, index scaling, HTTP API, build, cold start, RSS.
 
-    .venv/bin/python bench/benchmark.py                 # full run, ~8-10 min on 2 cores; writes bench/results.md
-    .venv/bin/python bench/benchmark.py --quick         # smaller sizes, ~2 min (a smoke run)
+    .venv/bin/python bench/benchmark.py                 # full run, ~14 min on 2 cores (half is the 1M index)
+    .venv/bin/python bench/benchmark.py --quick         # smaller sizes, ~3 min (a smoke run)
 
 Everything runs offline on stand-ins: a full-size CLIP ViT-B/32 *architecture* with random weights (speed does not
 depend on the weights), a 50k-item catalog of synthetic clustered 512-d vectors, generated garment pictures. Every
