@@ -6,7 +6,15 @@ class StyliShiError(Exception):
 
 
 class ImageError(StyliShiError, ValueError):
-    """The query or catalog picture cannot be used."""
+    """The query or catalog picture cannot be used.
+
+    The message is for the person who uploaded it; `reason` is the same fact in a few words for a build log or a
+    summary ("not a picture", "truncated PNG"), where "please upload it again" means nothing.
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class QueryError(StyliShiError, ValueError):
