@@ -305,12 +305,14 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
         if rec.id in seen:
             skipped["duplicate id"] = skipped.get("duplicate id", 0) + 1
             log.warning("skipped %s: its id %r is already taken by an earlier item", rec.origin or rec.id, rec.id)
+            bar.update(1)
             continue
         try:
             img = load_image(rec.image)
         except ImageError as exc:
             skipped["unreadable image"] = skipped.get("unreadable image", 0) + 1
             log.warning("skipped %s: %s", rec.origin or rec.id, exc.reason)
+            bar.update(1)  # the bar counts what was read, so it ends full
             continue
         seen.add(rec.id)
         batch.append((rec, img))

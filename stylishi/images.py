@@ -47,20 +47,19 @@ def _read_bytes(source: ImageInput, limits: Limits) -> bytes:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise ImageError("That image file could not be found. Please choose the picture again.", "file not found")
+            raise ImageError("That image file could not be found. Please choose the picture again.")
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise ImageError(_too_big_message(size, limits), f"file too big ({size / 1e6:.1f} MB)")
+            raise ImageError(_too_big_message(size, limits))
         data = path.read_bytes()
     elif source is None:
-        raise ImageError(f"No picture arrived. Please upload a {_FORMATS_TEXT} photo.", "no picture")
+        raise ImageError(f"No picture arrived. Please upload a {_FORMATS_TEXT} photo.")
     else:
-        raise ImageError(f"Expected a picture, got {type(source).__name__}. Upload a {_FORMATS_TEXT} file.",
-                         f"not a picture ({type(source).__name__})")
+        raise ImageError(f"Expected a picture, got {type(source).__name__}. Upload a {_FORMATS_TEXT} file.")
     if not data:
-        raise ImageError("The file is empty (0 bytes). Please upload a photo.", "empty file")
+        raise ImageError("The file is empty (0 bytes). Please upload a photo.")
     if len(data) > limits.max_bytes:
-        raise ImageError(_too_big_message(len(data), limits), f"file too big ({len(data) / 1e6:.1f} MB)")
+        raise ImageError(_too_big_message(len(data), limits))
     return data
 
 
@@ -71,32 +70,28 @@ def _decode(data: bytes, limits: Limits) -> Image.Image:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"The picture has far too many pixels; the most we accept is {limits.max_side} pixels "
-                             "on a side. Please resize it or take a smaller photo.", "too many pixels") from None
+                             "on a side. Please resize it or take a smaller photo.") from None
         except ValueError as exc:
             if "too large" in str(exc).lower():  # Pillow's cap on a PNG's compressed text / colour-profile chunks
-                raise ImageError(_METADATA_TOO_BIG, "oversized metadata block") from None
-            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.",
-                             "not a picture") from None
+                raise ImageError(_METADATA_TOO_BIG) from None
+            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
         except Exception:
-            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.",
-                             "not a picture") from None
+            raise ImageError(f"This file is not a picture we can read. Please upload a {_FORMATS_TEXT} image.") from None
         if img.format not in ACCEPTED_FORMATS:
-            raise ImageError(f"{img.format or 'This'} images are not supported. Please upload a {_FORMATS_TEXT} image.",
-                             f"{img.format or 'unknown'} is not a supported format")
+            raise ImageError(f"{img.format or 'This'} images are not supported. Please upload a {_FORMATS_TEXT} image.")
         _check_size(img.size, limits)
         try:
             img.seek(0)  # animated WebP/PNG: the first frame is the query
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(_too_many_pixels_message(img.size, limits), "too many pixels") from None
+            raise ImageError(_too_many_pixels_message(img.size, limits)) from None
         except ValueError as exc:
             if "too large" in str(exc).lower():
-                raise ImageError(_METADATA_TOO_BIG, "oversized metadata block") from None
+                raise ImageError(_METADATA_TOO_BIG) from None
             raise ImageError("The picture is damaged or incomplete (the file may have been cut off). Please upload "
-                             "it again.", f"damaged or truncated {img.format}") from None
+                             "it again.") from None
         except Exception:
-            raise ImageError("The picture is damaged or incomplete (the file may have been cut off). Please upload it again.",
-                             f"damaged or truncated {img.format}") from None
+            raise ImageError("The picture is damaged or incomplete (the file may have been cut off). Please upload it again.") from None
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:
@@ -107,9 +102,9 @@ def _decode(data: bytes, limits: Limits) -> Image.Image:
 def _check_size(size: tuple[int, int], limits: Limits) -> None:
     w, h = size
     if w < 1 or h < 1:
-        raise ImageError("The picture has no pixels. Please upload a photo.", "no pixels")
+        raise ImageError("The picture has no pixels. Please upload a photo.")
     if w > limits.max_side or h > limits.max_side:
-        raise ImageError(_too_many_pixels_message(size, limits), f"too big ({w}×{h} px, at most {limits.max_side} a side)")
+        raise ImageError(_too_many_pixels_message(size, limits))
 
 
 def _too_many_pixels_message(size: tuple[int, int], limits: Limits) -> str:
@@ -146,8 +141,7 @@ def _from_array(arr: np.ndarray, limits: Limits) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ImageError("The picture data has an unexpected shape. Please upload a photo file instead.",
-                         f"not a picture (array of shape {arr.shape})")
+        raise ImageError("The picture data has an unexpected shape. Please upload a photo file instead.")
     _check_size((arr.shape[1], arr.shape[0]), limits)
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating):
