@@ -207,7 +207,7 @@ def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tu
     """Load the artifact the way the app will and check each sampled picture finds its own item first."""
     from .service import SearchService
 
-    service = SearchService(embedder, catalog_mod.load(out, expected_dim=embedder.dim))
+    service = SearchService(embedder, catalog_mod.load(out))
     passed, failures = 0, []
     for item_id, img in sample:
         results = service.search_image(img, k=2).results

@@ -19,3 +19,8 @@ class ArtifactError(StyliShiError):
 
 class ModelError(StyliShiError):
     """The CLIP checkpoint cannot be found or loaded."""
+
+
+class ModelMismatchError(ArtifactError):
+    """An explicitly named model that is not the one the index was built with: a configuration error, never a
+    reason to fall back to another index."""

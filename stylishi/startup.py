@@ -34,19 +34,15 @@ from typing import Callable, Iterable, Iterator
 
 from . import catalog as catalog_mod
 from .config import DEFAULT_MODEL, Settings, cache_dir
-from .errors import ArtifactError, StyliShiError
+from .errors import ArtifactError, ModelMismatchError, StyliShiError
 from .hub import (cache_only, card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, resolve_model,
                   snapshot_revision, split_ref)
-from .service import SearchService
+from .service import SearchService, load
 
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
 Progress = Callable[[str, "float | None"], None]
-
-
-class ModelMismatchError(ArtifactError):
-    """An explicit model that is not the one the index was built with: a configuration error, never a fallback."""
 
 
 def open_service(index: str | None = None, model: str | None = None, *, device: str = "auto",
@@ -301,19 +297,7 @@ class _Run:
     # -- shared -------------------------------------------------------------------------------------------------
     def load(self, root: Path, model: str | None, *, source: str, notice: str | None = None) -> SearchService:
         """Verify and load an index folder with the model its manifest names (an explicit other one is refused)."""
-        import stylishi
-
-        manifest = catalog_mod.read_manifest(root)
-        built_with = str(manifest["model"]["id"])
-        if model and not stylishi._same_model(model, built_with, root):
-            raise ModelMismatchError(
-                f"The index {source} was built with the model {built_with}, but the model {model} was asked for "
-                f"(--model / STYLISHI_MODEL). Its vectors only make sense with {built_with}: drop --model (and "
-                f"unset STYLISHI_MODEL) to use it, or build an index with {model}.")
-        service = stylishi.load(root, model, device=self.device, mode=self.mode)
-        service.source = source
-        service.notice = notice
-        return service
+        return load(root, model, device=self.device, mode=self.mode, source=source, notice=notice)
 
     def ready(self, service: SearchService) -> SearchService:
         emb, cat = service.embedder, service.catalog
