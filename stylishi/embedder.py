@@ -5,7 +5,10 @@ so the tiny test models and the production checkpoint take the very same path.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +25,49 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "fp32", "bf16", "int8", "openvino")
 # Where the model family shows: the towers' attribute names and the config fields read below (CLIP's).
 VISION_TOWER, VISION_PROJECTION, TEXT_TOWER = "vision_model", "visual_projection", "text_model"
+
+
+# What transformers and torch say while a model loads or is traced for OpenVINO, written for someone training a
+# model, not for a person starting the app: (logger, message) pairs dropped exactly; every other line still shows.
+_FRAMEWORK_NOTICES = {
+    "transformers.modeling_utils": re.compile(r"`loss_type=None` was set in the config but it is unrecognized"),
+    "transformers.utils.import_utils": re.compile(r"`\w+ImageProcessor` requires torchvision \(not installed\); "
+                                                  r"falling back to `\w+ImageProcessorPil`"),
+}
+
+
+class _DropNotice(logging.Filter):
+    def __init__(self, pattern: re.Pattern):
+        super().__init__()
+        self.pattern = pattern
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(str(record.msg))
+
+
+for _name, _pattern in _FRAMEWORK_NOTICES.items():
+    logging.getLogger(_name).addFilter(_DropNotice(_pattern))
+
+
+@contextlib.contextmanager
+def quiet_framework():
+    """Around loading and tracing: no weight-loading progress bars, no TracerWarnings (the traced image tower is
+    checked against fp32 by the fidelity gate), no deprecation notices from transformers' own internals."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated",
+                                    category=DeprecationWarning)  # OpenVINO's converter traces; shown with -W only
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def pick_device(device: str = "auto") -> str:
@@ -66,8 +112,9 @@ class Embedder:
             raise ModelError(f"Unknown embedding mode {mode!r}; choose one of {', '.join(MODES)}.")
         device = pick_device(device)
         try:
-            model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # never pickle
-            processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
+            with quiet_framework():
+                model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # no pickle
+                processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
         except OSError as exc:
             raise ModelError(
                 f"Could not load the CLIP model {model_path!s}: {exc}. Give a Hub id such as "
@@ -165,8 +212,9 @@ class Embedder:
         from .config import cache_dir
 
         key = f"{self.weights_key()}|{openvino_backend.version()}"
-        self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
-                                                                     threads=torch.get_num_threads())
+        with quiet_framework():
+            self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
+                                                                         threads=torch.get_num_threads())
         log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
 
         def undo() -> None:

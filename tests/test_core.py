@@ -337,3 +337,49 @@ def test_the_int8_text_tower_is_checked_too(demo_index):
     roomy = Embedder.load(demo_index / "model", device="cpu", mode="int8", neighbour_gap=0.05)
     assert roomy.mode == "int8" and roomy.text_fidelity_cosine is not None and roomy.text_fidelity_cosine >= 0.99
     assert roomy.model.text_model is not tower and float(np.min(np.sum(roomy.embed_texts(texts) * want, axis=1))) >= 0.99
+
+
+def test_loading_a_model_prints_no_framework_chatter(demo_index, tmp_path):
+    """A person starting the app sees StyliShi's log lines only: no TracerWarnings from the OpenVINO conversion, no
+    transformers notices meant for training (loss_type), no weight-loading progress bars."""
+    import subprocess
+    import sys
+
+    code = ("import logging; logging.basicConfig(level=logging.WARNING)\n"
+            "from stylishi.embedder import Embedder\n"
+            f"e = Embedder.load({str(demo_index / 'model')!r}, device='cpu', mode='openvino', neighbour_gap=0.05)\n"
+            "print('mode', e.mode)\n")
+    env = {**__import__("os").environ, "STYLISHI_CACHE": str(tmp_path / "cache")}  # a first start: it converts
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "mode openvino" in done.stdout, done.stderr[-3000:]
+    noise = [line for line in done.stderr.splitlines() if line.strip()]
+    assert not noise, "\n".join(noise)
+
+
+# -- the installable package ----------------------------------------------------------------------------------------------
+def test_the_package_declares_exactly_the_pinned_requirements():
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pins = [line.split("#")[0].strip() for line in (root / "requirements.txt").read_text().splitlines()]
+    assert sorted(project["dependencies"]) == sorted(p for p in pins if p)
+    assert project["scripts"]["stylishi"] == "stylishi.cli:main"
+
+
+def test_the_stylishi_command(capsys):
+    from stylishi import cli
+
+    assert cli.main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert all(f"  {name} " in usage for name in ("serve", "build", "eval"))
+    assert cli.main(["bogus"]) == 2 and "unknown command 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        cli.main(["build", "--help"])
+    assert done.value.code == 0 and "usage: stylishi build" in capsys.readouterr().out
+    for name, module in (("eval", "stylishi.evaluate"), ("serve", "stylishi_ui.server")):
+        try:
+            __import__(module)
+        except ModuleNotFoundError:  # not written yet: a clear sentence, not a traceback
+            assert cli.main([name, "--help"]) == 2 and f"no {module} yet" in capsys.readouterr().err
