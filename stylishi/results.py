@@ -9,12 +9,18 @@ import numpy as np
 
 @dataclass
 class SearchResult:
+    """One matching product. Each field has one meaning in every catalog: `category` is the catalog's `category`
+    column (e.g. "Apparel"), the same values the `category` filter takes, so a result's category passed back as a
+    filter works; the finer kinds have their own fields. A field the catalog lacks is "" (never guessed)."""
+
     rank: int
     id: str
     score: float  # cosine similarity, -1..1
     match: float  # the score as a percentage, 0..100, for people
     name: str
-    category: str
+    category: str  # the catalog's category column, e.g. "Apparel"; "" if it has none
+    article_type: str  # e.g. "Dresses"; "" if the catalog has none
+    colour: str  # e.g. "Red"; "" if the catalog has none
     thumbnail: str  # a file path
     metadata: dict[str, Any] = field(default_factory=dict)
 

@@ -120,8 +120,8 @@ class SearchService:
         if not text:
             raise QueryError("Type a few words describing what you look for, e.g. “red floral summer dress”.")
         if len(text) > self.limits.max_text_chars:
-            raise QueryError(f"That description is {len(text)} characters long; please keep it under "
-                             f"{self.limits.max_text_chars}.")
+            raise QueryError(f"That description is {len(text)} characters long; please keep it to at most "
+                             f"{self.limits.max_text_chars} characters.")
         t1 = time.perf_counter()
         vector = self.embedder.embed_texts([text])
         t2 = time.perf_counter()
@@ -138,7 +138,9 @@ class SearchService:
             raise QueryError(f"There is no item with id {str(item_id)[:80]!r} in this catalog.")
         vector = faiss_index.reconstruct(self.catalog.index, np.array([row]))
         vector /= max(float(np.linalg.norm(vector)), 1e-12)
-        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0})
+        # The clicked item itself is left out: it would always be its own first match.
+        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0},
+                            exclude=row)
 
     def _search_vector(self, vector: np.ndarray, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
@@ -151,12 +153,14 @@ class SearchService:
 
     # -- machinery -----------------------------------------------------------------------------------------
     def _finish(self, vector: np.ndarray, k: int, allowed: np.ndarray | None, kind: str, t0: float,
-                stages: dict[str, float]) -> SearchResponse:
+                stages: dict[str, float], exclude: int | None = None) -> SearchResponse:
+        """Search the index and turn the top k rows into results; `exclude` is a row never returned (the item a
+        "more like this" started from), so one more is asked of the index."""
         t_search = time.perf_counter()
-        scores, rows = faiss_index.search(self.catalog.index, vector, k, allowed)
+        scores, rows = faiss_index.search(self.catalog.index, vector, k + (exclude is not None), allowed)
         t_format = time.perf_counter()
-        results = [self._result(rank, int(row), float(score))
-                   for rank, (row, score) in enumerate(((r, s) for r, s in zip(rows[0], scores[0]) if r >= 0), start=1)]
+        hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != exclude][:k]
+        results = [self._result(rank, row, score) for rank, (row, score) in enumerate(hits, start=1)]
         t_end = time.perf_counter()
         timings = {**{k_: round(v * 1000, 3) for k_, v in stages.items()},
                    "search": round((t_format - t_search) * 1000, 3),
@@ -195,10 +199,12 @@ class SearchService:
     def _result(self, rank: int, row: int, score: float) -> SearchResult:
         item = self.catalog.items.iloc[row]
         metadata = {k: _plain(v) for k, v in item.items() if k not in ("id", "thumbnail") and _plain(v) is not None}
-        category = next((str(metadata[c]) for c in ("article_type", "subcategory", "category") if metadata.get(c)), "")
         return SearchResult(rank=rank, id=str(item["id"]), score=round(score, 6),
                             match=round(max(0.0, min(1.0, score)) * 100, 1),
-                            name=str(metadata.get("name") or item["id"]), category=category,
+                            name=str(metadata.get("name") or item["id"]),
+                            category=str(metadata.get("category") or ""),
+                            article_type=str(metadata.get("article_type") or ""),
+                            colour=str(metadata.get("colour") or ""),
                             thumbnail=str(self.catalog.thumbnail_path(row)), metadata=metadata)
 
     def _check_k(self, k: Any) -> int:
