@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from stylishi.config import DEFAULT_DATASET, DEFAULT_MODEL, set_threads
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+OFFLINE_MODEL_HINT = ("Offline, embed with a model that is already here: the offline demo's (build_index.py --demo "
+                      "--out demo_index, then --model demo_index/model), or one in the Hugging Face cache.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A build prints its progress bar, what it skipped (warnings) and its summary; INFO lines would be noise.
@@ -92,14 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.demo:
             report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
         else:
-            model_dir, model_id, revision = resolve_model(args.model)
+            # The folder first: a wrong path is said at once, not after a model download.
+            records = builder.folder_records(args.images) if args.images else None
+            try:
+                model_dir, model_id, revision = resolve_model(args.model)
+            except StyliShiError as exc:
+                raise StyliShiError(f"{exc} {OFFLINE_MODEL_HINT}" if os.environ.get("HF_HUB_OFFLINE") else str(exc))
             with builder.quiet_frameworks():
                 embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=settings.device,
                                          mode=args.embed_mode)
-            if args.images:
-                report = builder.build(builder.folder_records(args.images), embedder, args.out, limit=args.limit,
-                                       batch_size=args.batch_size, factory=args.index_factory,
-                                       source={"kind": "folder", "path": args.images}, progress=not args.no_progress)
+            if records is not None:
+                report = builder.build(records, embedder, args.out, limit=args.limit, batch_size=args.batch_size,
+                                       factory=args.index_factory, source={"kind": "folder", "path": args.images},
+                                       progress=not args.no_progress)
             else:
                 dataset = args.dataset or DEFAULT_DATASET
                 facts = _dataset_facts(dataset, args.revision)
