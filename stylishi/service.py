@@ -38,6 +38,7 @@ class SearchService:
         self.limits = limits or Limits()
         self.source = source or str(catalog.root)  # what was asked for: a folder or owner/name@rev
         self.notice = notice  # a line for people when this is not the index they asked for (demo, starter, cache)
+        self.startup = None  # stylishi.startup.StartupReport: what was tried at start-up (set by open_service)
         self._filter_values = catalog.filter_values()
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
         self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
@@ -255,20 +256,22 @@ MIN_CATALOG_COSINE = 0.8
 
 
 def load(index: str | Path, model: str | None = None, *, device: str = "auto", mode: str | None = None,
-         source: str | None = None, notice: str | None = None) -> SearchService:
+         local_files_only: bool = False, source: str | None = None, notice: str | None = None) -> SearchService:
     """A ready search service for a catalog index (local folder, or Hub dataset repo `owner/name[@rev]`).
 
     The model defaults to the one the index was built with; naming another one is refused (ModelMismatchError)
-    before anything is downloaded. `source` is what the service says it serves (default: `index`).
+    before anything is downloaded. local_files_only: take the index and model from the Hugging Face cache only,
+    making no request (the Hub is away). `source` is what the service says it serves (default: `index`).
     """
     from . import catalog as catalog_mod
     from .config import Settings
     from .hub import resolve_index, resolve_model
 
-    root = resolve_index(str(index))
+    root = resolve_index(str(index), local_files_only=local_files_only)
     manifest = catalog_mod.read_manifest(root)
     check_compatible(manifest, model=model, root=root, source=source or str(index))
-    model_dir, model_id, revision = resolve_model(model or manifest["model"]["id"], index_root=root)
+    model_dir, model_id, revision = resolve_model(model or manifest["model"]["id"], index_root=root,
+                                                  local_files_only=local_files_only)
     catalog = catalog_mod.load(root)
     mode = mode or Settings().embed_mode
     gap = catalog.neighbour_gap() if mode in ("auto", "int8") else None
