@@ -364,7 +364,7 @@ def test_a_cached_download_is_served_offline_and_a_damaged_one_is_refused_and_ev
     snapshot, blobs = _as_cached_download(demo_index, tmp_path / "hub", "owner/idx")
     service = open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
     assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 384
-    assert service.search_item("demo-0042", k=1).results[0].id == "demo-0042"
+    assert service.search_image(demo_index / "catalog_images" / "demo-0042.png", k=1).results[0].id == "demo-0042"
 
     damaged = (snapshot / "index.faiss").resolve()
     _edit_bytes(damaged, _flip)
