@@ -129,8 +129,10 @@ def _rows(ds, image_col: str, fallback_id) -> Iterator[Record]:
 # -- the build -------------------------------------------------------------------------------------------------
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
-          progress: bool = True, seed: int = 0) -> BuildReport:
-    """Embed every readable record, write the artifact to `out`, then validate it by searching a sample."""
+          progress: bool = True, seed: int = 0, calibrate: bool = True) -> BuildReport:
+    """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
+
+    calibrate: fit the "% match" calibration (stylishi.calibration) and store it in the manifest."""
     out = Path(out)
     t0 = time.perf_counter()
     vectors: list[np.ndarray] = []
@@ -193,6 +195,10 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
     catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
                       model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
                       source=source or {})
+    if calibrate:
+        from .calibration import calibrate_index
+
+        calibrate_index(out, embedder, seed=seed)
     seconds = time.perf_counter() - t0
     passed, failures = validate(out, embedder, sample)
     manifest = catalog_mod.read_manifest(out)
