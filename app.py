@@ -180,8 +180,13 @@ def _percent(match: float) -> str:
     return "100%" if match >= 100 else f"{match:.1f}%"
 
 
+def _kind(r) -> str:
+    """What a card calls the product: its article type, else its subcategory, else its category ("" if none)."""
+    return r.article_type or str(r.metadata.get("subcategory") or "") or r.category
+
+
 def _caption(r) -> str:
-    detail = " · ".join(str(v) for v in (r.category, r.metadata.get("colour")) if v)
+    detail = " · ".join(v for v in (_kind(r), r.colour) if v)
     return f"#{r.rank} · {_percent(r.match)} match\n{r.name}" + (f"\n{detail}" if detail else "")
 
 
@@ -208,7 +213,8 @@ def _file_url(path: str, request: gr.Request | None) -> str:
 def _json(response: SearchResponse, request: gr.Request | None = None) -> list[dict[str, Any]]:
     """Small on purpose: what a program needs to show or fetch a result, not the whole catalog row."""
     return [{"rank": r.rank, "id": r.id, "score": r.score, "match": r.match, "name": r.name, "category": r.category,
-             "thumbnail": _file_url(r.thumbnail, request)} for r in response.results]
+             "article_type": r.article_type, "colour": r.colour, "thumbnail": _file_url(r.thumbnail, request)}
+            for r in response.results]
 
 
 def _status(response: SearchResponse, filters: dict | None, what: str | None = None) -> str:
@@ -414,7 +420,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             return _as_filters(dict(zip(filter_cols, values)))
 
         def show(response: SearchResponse, filters, query: dict):
-            results = [{"id": r.id, "name": r.name, "rank": r.rank, "match": r.match, "category": r.category}
+            results = [{"id": r.id, "name": r.name, "rank": r.rank, "match": r.match, "kind": _kind(r)}
                        for r in response.results]
             what = {"live": "live camera", "image": "photo"}.get(query.get("kind"))
             return (_gallery(response), _status(response, filters, what), results, query, "",
@@ -452,7 +458,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             if not results or evt.index is None or not 0 <= int(evt.index) < len(results):
                 return "", gr.update(visible=False), None
             r = results[int(evt.index)]
-            line = (f"Selected **#{r['rank']} {html.escape(r['name'])}** ({html.escape(r['category'])}, "
+            line = (f"Selected **#{r['rank']} {html.escape(r['name'])}** ({html.escape(r['kind'] or 'item')}, "
                     f"{_percent(r['match'])} match)")
             return line, gr.update(visible=True), r["id"]
 
@@ -531,14 +537,17 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
                   f'["Red", "Blue"]}}: values of one field are OR-ed, fields AND-ed. Fields: {fields}.\n\n'
                   "Returns:\n"
                   "    A gallery of the matches, and a JSON list of the matches best first, each "
-                  "{rank, id, score (cosine similarity), match (percent), name, category, thumbnail (URL)}.\n")
+                  "{rank, id, score (cosine similarity), match (percent), name, category (the catalog's category, "
+                  "the values the category filter takes), article_type, colour (\"\" when the catalog has none), "
+                  "thumbnail (URL)}.\n")
         search_image.__doc__ = (f"Find catalog products that look like a picture (a fashion visual search over "
                                 f"{size:,} products).\n\nArgs:\n"
                                 "    image: the query picture, a JPEG, PNG or WebP file of at most 10 MB.\n" + common)
         search_text.__doc__ = ("Find catalog products matching a description such as 'red floral summer dress'.\n\n"
                                "Args:\n    text: what to look for, in a few words.\n" + common)
         more_like_this.__doc__ = ("Find catalog products similar to a catalog item, by its id (the `id` of a "
-                                  "result from search_image or search_text).\n\n"
+                                  "result from search_image or search_text). The item itself is left out of "
+                                  "the results.\n\n"
                                   "Args:\n    item_id: the id of a catalog item.\n" + common)
 
         api = dict(concurrency_limit=concurrency, concurrency_id="search")

@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # A build prints its progress bar, what it skipped (warnings) and its summary; INFO lines would be noise.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.push_only and not args.push_to:
         print("error: --push-only needs --push-to OWNER/NAME", file=sys.stderr)
         return 2
@@ -84,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
         else:
             model_dir, model_id, revision = resolve_model(args.model)
-            embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=args.device,
-                                     mode=args.embed_mode)
+            with builder.quiet_frameworks():
+                embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=args.device,
+                                         mode=args.embed_mode)
             if args.images:
                 records = builder.folder_records(args.images)
                 source = {"kind": "folder", "path": args.images}

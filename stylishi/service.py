@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -18,39 +17,11 @@ from .embedder import Embedder
 from .errors import ArtifactError, QueryError, StyliShiError
 from .images import ImageInput, load_image
 from .metrics import Metrics, log_query
+from .results import SearchResponse, SearchResult
 
 log = logging.getLogger(__name__)
 
 Filters = Mapping[str, "str | Sequence[str] | None"]
-
-
-@dataclass
-class SearchResult:
-    rank: int
-    id: str
-    score: float  # cosine similarity, -1..1
-    match: float  # the score as a percentage, 0..100, for people
-    name: str
-    category: str
-    thumbnail: str  # a file path
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class SearchResponse:
-    results: list[SearchResult]
-    timings_ms: dict[str, float]  # preprocess, embed, search, format, total
-    catalog_size: int
-    query: str  # "image", "text", "vector" or "item"
-    # The query's unit vector: lets a caller re-rank (other k or filters) without the picture. Not in to_dict().
-    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"results": [r.to_dict() for r in self.results], "timings_ms": self.timings_ms,
-                "catalog_size": self.catalog_size, "query": self.query}
 
 
 class SearchService:
@@ -148,8 +119,8 @@ class SearchService:
         if not text:
             raise QueryError("Type a few words describing what you look for, e.g. “red floral summer dress”.")
         if len(text) > self.limits.max_text_chars:
-            raise QueryError(f"That description is {len(text)} characters long; please keep it under "
-                             f"{self.limits.max_text_chars}.")
+            raise QueryError(f"That description is {len(text)} characters long; please keep it to at most "
+                             f"{self.limits.max_text_chars} characters.")
         t1 = time.perf_counter()
         vector = self.embedder.embed_texts([text])
         t2 = time.perf_counter()
@@ -166,7 +137,9 @@ class SearchService:
             raise QueryError(f"There is no item with id {str(item_id)[:80]!r} in this catalog.")
         vector = faiss_index.reconstruct(self.catalog.index, np.array([row]))
         vector /= max(float(np.linalg.norm(vector)), 1e-12)
-        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0})
+        # The clicked item itself is left out: it would always be its own first match.
+        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0},
+                            exclude=row)
 
     def _search_vector(self, vector: np.ndarray, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
@@ -179,12 +152,14 @@ class SearchService:
 
     # -- machinery -----------------------------------------------------------------------------------------
     def _finish(self, vector: np.ndarray, k: int, allowed: np.ndarray | None, kind: str, t0: float,
-                stages: dict[str, float]) -> SearchResponse:
+                stages: dict[str, float], exclude: int | None = None) -> SearchResponse:
+        """Search the index and turn the top k rows into results; `exclude` is a row never returned (the item a
+        "more like this" started from), so one more is asked of the index."""
         t_search = time.perf_counter()
-        scores, rows = faiss_index.search(self.catalog.index, vector, k, allowed)
+        scores, rows = faiss_index.search(self.catalog.index, vector, k + (exclude is not None), allowed)
         t_format = time.perf_counter()
-        results = [self._result(rank, int(row), float(score))
-                   for rank, (row, score) in enumerate(((r, s) for r, s in zip(rows[0], scores[0]) if r >= 0), start=1)]
+        hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != exclude][:k]
+        results = [self._result(rank, row, score) for rank, (row, score) in enumerate(hits, start=1)]
         t_end = time.perf_counter()
         timings = {**{k_: round(v * 1000, 3) for k_, v in stages.items()},
                    "search": round((t_format - t_search) * 1000, 3),
@@ -223,10 +198,12 @@ class SearchService:
     def _result(self, rank: int, row: int, score: float) -> SearchResult:
         item = self.catalog.items.iloc[row]
         metadata = {k: _plain(v) for k, v in item.items() if k not in ("id", "thumbnail") and _plain(v) is not None}
-        category = next((str(metadata[c]) for c in ("article_type", "subcategory", "category") if metadata.get(c)), "")
         return SearchResult(rank=rank, id=str(item["id"]), score=round(score, 6),
                             match=round(max(0.0, min(1.0, score)) * 100, 1),
-                            name=str(metadata.get("name") or item["id"]), category=category,
+                            name=str(metadata.get("name") or item["id"]),
+                            category=str(metadata.get("category") or ""),
+                            article_type=str(metadata.get("article_type") or ""),
+                            colour=str(metadata.get("colour") or ""),
                             thumbnail=str(self.catalog.thumbnail_path(row)), metadata=metadata)
 
     def _check_k(self, k: Any) -> int:
