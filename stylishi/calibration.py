@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import math
+import random
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,8 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Calibration":
-        if data.get("method") != "platt":
-            raise ValueError(f"unknown calibration method {data.get('method')!r}")
+        if not isinstance(data, Mapping) or data.get("method") != "platt":
+            raise ValueError(f"unknown calibration method {data.get('method') if isinstance(data, Mapping) else data!r}")
         a, b = float(data["a"]), float(data["b"])
         if not (math.isfinite(a) and math.isfinite(b)) or a < 0:
             raise ValueError("a calibration needs finite parameters and a slope a >= 0 (monotone)")
@@ -148,7 +149,8 @@ def labelled_scores(service: "SearchService", *, photo_queries: int = PHOTO_QUER
         candidates = np.array([r for r in range(len(service.catalog)) if types[r] and jpegs[r].is_valid], dtype=int)
         rows = rng.permutation(candidates)[:photo_queries]
     rows = [int(r) for r in rows]
-    shots = [camera_shot(load_image(jpegs[r].as_py()), rng) for r in rows]
+    shots = [camera_shot(load_image(jpegs[r].as_py()), random.Random(f"stylishi-calibration-{seed}-{r}"))
+             for r in rows]
     vectors = np.concatenate([service.embedder.embed_images(shots[i:i + 32]) for i in range(0, len(shots), 32)]
                              ) if shots else np.zeros((0, service.catalog.dim), np.float32)
     scores, labels = [], []
