@@ -13,7 +13,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sized
+from typing import Any, Callable, Iterable, Iterator, Sized
 
 import numpy as np
 import pandas as pd
@@ -348,6 +348,31 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
                        index_type=f"{manifest['index']['type']} ({manifest['index']['factory']})",
                        bytes_on_disk=size, seconds=seconds, validated=len(sample), validation_passed=passed,
                        failures=failures, notes=list(getattr(records, "notes", [])))
+
+
+def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, split: str = "train",
+                       revision: str | None = None, licence: str | None = None, limit: int | None = None,
+                       batch_size: int = 32, factory: str = "auto", progress: bool = True,
+                       on_record: Callable[[int], None] | None = None,
+                       source: dict[str, Any] | None = None) -> BuildReport:
+    """An index of a Hub dataset's first `limit` items, read at `revision` (a commit sha keeps it reproducible).
+
+    What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
+    split, revision, licence and limit (plus `source`'s own keys); `on_record(n)` hears each record read.
+    """
+    records: Iterable[Record] = dataset_records(dataset, split=split, revision=revision)
+    if on_record is not None:
+        records = _tapped(records, on_record)
+    facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
+             "limit": limit, **(source or {})}
+    return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
+                 progress=progress)
+
+
+def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:
+    for n, record in enumerate(records, start=1):
+        on_record(n)
+        yield record
 
 
 def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tuple[int, list[str]]:

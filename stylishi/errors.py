@@ -33,3 +33,7 @@ class ArtifactError(StyliShiError):
 
 class ModelError(StyliShiError):
     """The CLIP checkpoint cannot be found or loaded."""
+
+
+class SettingError(StyliShiError, ValueError):
+    """A setting (environment variable or flag) that cannot be used; the message names it and what it accepts."""

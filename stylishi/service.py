@@ -45,6 +45,7 @@ class SearchService:
         self.limits = limits or Limits()
         self.source = source or str(catalog.root)  # what was asked for: a folder or owner/name@rev
         self.notice = notice  # a line for people when this is not the index they asked for (demo, starter, cache)
+        self.startup = None  # stylishi.startup.StartupReport: what was tried at start-up (set by open_service)
         self._filter_values = catalog.filter_values()
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
         self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
