@@ -203,12 +203,25 @@ def test_cli_demo_then_images_build(tmp_path, messy_folder):
     assert svc.search_image(tmp_path / "demo" / "catalog_images" / "demo-0123.png", k=1).results[0].id == "demo-0123"
 
     done = run_cli("--images", str(messy_folder), "--model", str(tmp_path / "demo" / "model"), "--out",
-                   str(tmp_path / "folder"), "--index-factory", "HNSW16", "--no-progress")
+                   str(tmp_path / "folder"), "--index-factory", "HNSW16")
     assert done.returncode == 0, done.stderr
     assert "skipped      5 (5 unreadable image)" in done.stdout and "IndexHNSWFlat" in done.stdout
+    # Quiet: the one progress bar, one line per skipped file written for a build, nothing from the frameworks.
+    err = done.stderr
+    assert "embedding: 100%" in err and err.count("WARNING stylishi.builder: skipped ") == 5, err
+    for noise in ('"event":"query"', "Downloading data", "Generating train split", "Loading weights", "Please",
+                  "Warning", "INFO "):
+        assert noise not in err, (noise, err)
 
 
-def test_cli_reports_errors_without_a_traceback(tmp_path):
+def test_cli_reports_errors_without_a_traceback(tmp_path, messy_folder):
+    # A wrong folder is said first (before any model is fetched), then a wrong model.
     done = run_cli("--images", str(tmp_path / "missing"), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o"))
     assert done.returncode == 2
+    assert f"error: The image folder {tmp_path / 'missing'} does not exist" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("--images", str(messy_folder), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
     assert "error: Could not load the CLIP model" in done.stderr and "no such folder" in done.stderr and "Traceback" not in done.stderr
+    # Offline, the default model not cached: the message says how to build offline.
+    done = run_cli("--images", str(messy_folder), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--model demo_index/model" in done.stderr and "Traceback" not in done.stderr
