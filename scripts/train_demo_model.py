@@ -259,7 +259,9 @@ def train(args) -> Path:
     for step in range(args.steps):
         idx = batch_indices(groups, metas, rng, n_groups, args.per_group)
         b = len(idx)
-        shot_pick = [rng.randint(1, 2) if step >= args.clean_steps else 0 for _ in idx]
+        shot_pick = [rng.randint(1, 2) if step >= args.clean_steps and (args.shot_prob >= 1 or
+                                                                         rng.random() < args.shot_prob) else 0
+                     for _ in idx]
         pics = np.concatenate([views[idx, 0], views[idx, shot_pick]])
         x = (torch.from_numpy(pics).permute(0, 3, 1, 2).float() / 255.0 - mean) / std
         caps = [caption(metas[i], rng) for i in idx]
@@ -352,11 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     global IMAGE_SIZE, PATCH
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(MODEL_DIR), help="where to write the model (default: data/demo_model)")
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--pool", type=int, default=4800, help="training garments drawn (3 pictures each)")
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--pool", type=int, default=3000, help="training garments drawn (3 pictures each)")
     ap.add_argument("--groups", type=int, default=4, help="(colour, pattern) pairs per batch")
     ap.add_argument("--per-group", type=int, default=8, help="article types per (colour, pattern) pair")
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--image-weight", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for a model this small)")
@@ -365,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patch", type=int, default=PATCH)
     ap.add_argument("--width", type=int, default=VISION["hidden_size"], help="the image tower's width")
     ap.add_argument("--layers", type=int, default=VISION["num_hidden_layers"], help="the image tower's depth")
-    ap.add_argument("--clean-steps", type=int, default=0, help="first steps on clean product shots only")
+    ap.add_argument("--clean-steps", type=int, default=300, help="first steps on clean product shots only")
+    ap.add_argument("--shot-prob", type=float, default=1.0, help="share of second views that are camera shots")
     ap.add_argument("--pool-cache", default=None, help="a folder to keep the drawn training pictures in")
     ap.add_argument("--no-eval", action="store_true", help="skip the measurement on the demo catalog")
     args = ap.parse_args(argv)

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # A cap: asymmetric, and its mirror image finds another cap first, so a mirrored capture would fail the test.
-CAM_ITEM, CAM_NAME = "demo-0340", "Blue cap"
+CAM_ITEM, CAM_NAME = "demo-1170", "Blue cap"
 LIVE_ITEMS = ("demo-0290", "demo-0230")  # the live clip shows one, then the other: the results must follow
-UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Grey polka dot t-shirt"
+UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Pink polka dot t-shirt"
 QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -208,7 +208,7 @@ def test_upload_flow(page, app_url, demo_index):
     assert found[0].startswith(f"#1 · 100% match\n{UPLOAD_NAME}")
     assert all(re.match(rf"#{i} · [\d.]+% match\n", c) for i, c in enumerate(found, start=1))
     status = page.locator("#timings").inner_text()
-    assert re.search(r"10 results for the photo search among 384 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
+    assert re.search(r"10 results for the photo search among 1,200 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
                      status)
 
 

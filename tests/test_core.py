@@ -67,7 +67,7 @@ def test_response_shape_and_timings(service, demo_index):
     assert scores == sorted(scores, reverse=True)
     assert set(res.timings_ms) == {"preprocess", "embed", "search", "format", "total"}
     assert res.timings_ms["total"] >= res.timings_ms["embed"] > 0
-    assert res.catalog_size == 384 and res.query == "image"
+    assert res.catalog_size == 1200 and res.query == "image"
     top = res.results[0]
     assert top.name == "Red t-shirt" and (top.category, top.article_type, top.colour) == ("Apparel", "Tshirts", "Red")
     assert top.metadata["colour"] == "Red" and "thumbnail" not in top.metadata
@@ -219,7 +219,7 @@ def test_count_mismatch_is_refused(tmp_path, demo_index):
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["files"]["items.parquet"] = catalog_mod._file_entry(root / "items.parquet")
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="item counts differ .*items.parquet 383"):
+    with pytest.raises(ArtifactError, match="item counts differ .*items.parquet 1199"):
         catalog_mod.load(root)
 
 
