@@ -260,6 +260,7 @@ def copy_demo_model(out_dir: str | Path, source: str | Path = MODEL_DIR) -> Path
     for line in (source / CHECKSUMS).read_text().splitlines():
         name = line.split(maxsplit=1)[1].strip()
         shutil.copy2(source / name, out / name)
+    shutil.copy2(source / CHECKSUMS, out / CHECKSUMS)
     return out
 
 
