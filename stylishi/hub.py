@@ -12,16 +12,15 @@ a warm cache work as the Hub's own tools do. `HF_ENDPOINT` is read by huggingfac
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import fnmatch
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from .card import dataset_card
 from .errors import ArtifactError, ModelError, StyliShiError
 
 log = logging.getLogger(__name__)
@@ -33,21 +32,6 @@ PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 INDEX_FILES = ["manifest.json", "index.faiss", "*.parquet", "README.md", "model/*"]
 # Never uploaded with an index: the demo's generated source pictures, caches, editor litter.
 PUSH_IGNORE = ["catalog_images/*", "catalog_images/**", ".cache/*", ".cache/**", "*.tmp", "*.partial*", "**/.DS_Store"]
-
-# Set by stylishi.startup when the Hub is known to be away (offline mode, failed probe): model look-ups then
-# use the cache only instead of each waiting for their own time-outs.
-_LOCAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("stylishi_hub_local_only", default=False)
-
-
-@contextlib.contextmanager
-def cache_only(enabled: bool = True) -> Iterator[None]:
-    """Within this block, resolve_index/resolve_model read the Hugging Face cache and make no request."""
-    token = _LOCAL_ONLY.set(enabled)
-    try:
-        yield
-    finally:
-        _LOCAL_ONLY.reset(token)
-
 
 def split_ref(ref: str) -> tuple[str, str | None]:
     """`owner/name@rev` → (`owner/name`, `rev`); no `@` → revision None (the default branch)."""
@@ -152,19 +136,18 @@ def card_license(repo_id: str, repo_type: str = "dataset", revision: str | None 
 
 
 # -- indexes --------------------------------------------------------------------------------------------------
-def resolve_index(ref: str, *, local_files_only: bool | None = None) -> Path:
-    """A local folder as is; a Hub dataset repo downloaded (or taken from cache) with snapshot_download."""
+def resolve_index(ref: str, *, local_files_only: bool = False) -> Path:
+    """A local folder as is; a Hub dataset repo downloaded (or, local_files_only, taken from the cache only)."""
     if is_local_ref(ref):
         return Path(ref).expanduser()
     from huggingface_hub import snapshot_download
 
-    local_only = _LOCAL_ONLY.get() if local_files_only is None else local_files_only
     repo, rev = split_ref(ref)
     try:
         return Path(snapshot_download(repo, repo_type="dataset", revision=rev, allow_patterns=INDEX_FILES,
-                                      local_files_only=local_only))
+                                      local_files_only=local_files_only))
     except Exception as exc:  # the hub raises many kinds; each means "not available"
-        where = "in the local Hugging Face cache" if local_only else "on the Hugging Face Hub"
+        where = "in the local Hugging Face cache" if local_files_only else "on the Hugging Face Hub"
         raise ArtifactError(f"Could not get the catalog index {ref} {where} ({type(exc).__name__}: "
                             f"{_first_line(exc)}). Check the repo id and your connection, or pass a local folder "
                             "with --index.") from exc
@@ -205,7 +188,7 @@ def evict_corrupt(folder: Path, manifest: dict[str, Any] | None) -> list[str]:
 
 # -- models ---------------------------------------------------------------------------------------------------
 def resolve_model(ref: str, index_root: Path | None = None, *,
-                  local_files_only: bool | None = None) -> tuple[Path | str, str, str | None]:
+                  local_files_only: bool = False) -> tuple[Path | str, str, str | None]:
     """(folder to load from, model id to record, revision) for a model reference.
 
     A Hub id is fetched through the Hub cache with its safetensors weights only: StyliShi never loads pickled
@@ -232,18 +215,17 @@ def resolve_model(ref: str, index_root: Path | None = None, *,
     repo, rev = split_ref(ref)
     if rev is None and index_root is not None:
         rev = _manifest_revision(index_root, repo)
-    local_only = _LOCAL_ONLY.get() if local_files_only is None else local_files_only
     try:
-        folder = Path(snapshot_download(repo, revision=rev, allow_patterns=MODEL_FILES, local_files_only=local_only))
+        folder = Path(snapshot_download(repo, revision=rev, allow_patterns=MODEL_FILES, local_files_only=local_files_only))
     except Exception as exc:
-        if local_only:
+        if local_files_only:
             raise ModelError(f"The model {ref} is not in the local Hugging Face cache and the Hub cannot be used now "
                              f"({type(exc).__name__}). Run once with the Hub reachable to cache it, or pass a local "
                              "folder made with save_pretrained.") from exc
         raise ModelError(f"Could not fetch the model {ref} from the Hugging Face Hub ({type(exc).__name__}: "
                          f"{_first_line(exc)}). Check the id and your connection, or pass a local folder made with "
                          "save_pretrained.") from exc
-    _require_safetensors(folder, ref, repo=repo, revision=snapshot_revision(folder) or rev, online=not local_only)
+    _require_safetensors(folder, ref, repo=repo, revision=snapshot_revision(folder) or rev, online=not local_files_only)
     return folder, repo, snapshot_revision(folder) or folder.name
 
 
@@ -331,129 +313,6 @@ def push_index(folder: str | Path, repo_id: str, *, private: bool = False, token
         raise StyliShiError(f"Could not push the index to the Hub dataset repo {repo_id} "
                             f"({type(exc).__name__}: {_first_line(exc)}).{hint}") from exc
     return str(getattr(info, "commit_url", "") or url)
-
-
-def dataset_card(manifest: dict[str, Any], repo_id: str) -> str:
-    """A dataset card (README.md) for an index: what it is, the model, the items, the source and how to use it."""
-    model = manifest.get("model") or {}
-    source = manifest.get("source") or {}
-    index = manifest.get("index") or {}
-    emb = manifest.get("embedding") or {}
-    count = int(manifest.get("count", 0))
-    model_id = str(model.get("id", "unknown"))
-    model_rev = model.get("revision")
-    kind = source.get("kind", "unknown")
-    licence = source.get("licence") or source.get("license")
-    if kind == "hub-dataset":
-        src_id = source.get("id", "?")
-        src_line = (f"the Hub dataset [{src_id}](https://huggingface.co/datasets/{src_id}), split "
-                    f"`{source.get('split', 'train')}`" + (f", revision `{source['revision']}`"
-                                                           if source.get("revision") else ""))
-    elif kind == "offline-demo":
-        src_id, src_line = None, "generated garment pictures (the offline demo; no real products)"
-    else:
-        src_id, src_line = None, f"a local image folder (`{Path(str(source.get('path', '?'))).name}`)"
-    yaml_licence = _spdx(licence)
-    size = ("n<1K" if count < 1_000 else "1K<n<10K" if count < 10_000 else "10K<n<100K" if count < 100_000
-            else "100K<n<1M")
-    front = ["---", f"license: {yaml_licence}", f"pretty_name: StyliShi index of {count:,} products",
-             "tags:", "- stylishi", "- faiss", "- clip", "- fashion", "- image-retrieval",
-             "task_categories:", "- image-feature-extraction", "size_categories:", f"- {size}"]
-    if src_id:
-        front += ["source_datasets:", f"- {src_id}"]
-    front += ["configs:", "- config_name: items", "  data_files: items.parquet", "  default: true", "---", ""]
-    model_link = (f"[{model_id}](https://huggingface.co/{model_id})" if not model_id.startswith(("./", "/"))
-                  else f"`{model_id}` (bundled in this repo)" if model_id.startswith("./") else f"`{model_id}`")
-    lines = [
-        f"# StyliShi catalog index: {count:,} products",
-        "",
-        "A ready-to-serve visual search index for StyliShi (real-time fashion visual search): "
-        "upload or snap a photo of a garment and get the most similar products of this catalog.",
-        "",
-        "| | |", "|---|---|",
-        f"| items | {count:,} |",
-        f"| model | {model_link}" + (f" @ `{model_rev}`" if model_rev else "") + " |",
-        f"| embedding | {emb.get('dim', '?')}-d, L2-normalised, inner product (= cosine) |",
-        f"| FAISS index | `{index.get('type', '?')}` (factory `{index.get('factory', '?')}`) |",
-        f"| source | {src_line} |",
-        f"| source licence | {licence or 'not stated by the source; check it before reuse'} |",
-        f"| built | {manifest.get('built_at', '?')} |",
-        "",
-        "## Files",
-        "",
-        "- `manifest.json`: format version, model id and revision, embedding size, index type, item count and the "
-        "sha256 of every file. StyliShi refuses to serve an index whose files do not match it.",
-        "- `index.faiss`: the FAISS index; row *i* is item *i*.",
-        "- `items.parquet`: one row per item: id, name, category, colour, ... and its thumbnail's file name.",
-        "- `thumbnails.parquet`: the gallery thumbnails (JPEG bytes), one row per item.",
-    ]
-    if model_id.startswith("./"):
-        lines.append(f"- `{model_id[2:]}/`: the CLIP model that built the vectors (safetensors).")
-    lines += [
-        "",
-        "No pickle anywhere: loading this index runs none of its author's code.",
-        "",
-        "## How it was built",
-        "",
-        f"Every readable picture of {src_line} was embedded with {model_link}, the vectors written to a FAISS index, "
-        "and the finished index validated by searching a sample of its own pictures (each must find itself first):",
-        "",
-        "```bash",
-        _build_command(manifest, repo_id),
-        "```",
-        "",
-        "## How to use it",
-        "",
-        "```bash",
-        f"python app.py --index {repo_id}            # or STYLISHI_INDEX={repo_id}",
-        f"python app.py --index {repo_id}@<commit>   # pin a revision",
-        "```",
-        "",
-        "```python",
-        "import stylishi",
-        f"service = stylishi.load(\"{repo_id}\")   # downloads (or reuses the cached) index and its model",
-        "print(service.search_image(\"photo.jpg\", k=10).to_dict())",
-        "```",
-        "",
-        "The app downloads this repo into the Hugging Face cache once; later starts, and starts with "
-        "`HF_HUB_OFFLINE=1`, use the cached revision.",
-        "",
-    ]
-    if licence:
-        lines += ["## Licence", "",
-                  f"The product pictures and metadata come from the source and keep its licence ({licence}); the "
-                  "vectors derive from them and from the model, whose own licence applies too.", ""]
-    return "\n".join(front + lines)
-
-
-def _build_command(manifest: dict[str, Any], repo_id: str) -> str:
-    source = manifest.get("source") or {}
-    model_id = str((manifest.get("model") or {}).get("id", ""))
-    if source.get("kind") == "offline-demo":
-        return f"python build_index.py --demo --out index --push-to {repo_id}"
-    parts = ["python build_index.py"]
-    if source.get("kind") == "hub-dataset":
-        parts.append(f"--dataset {source.get('id')}")
-        if source.get("split", "train") != "train":
-            parts.append(f"--split {source['split']}")
-    else:
-        parts.append("--images DIR")
-    if model_id and not model_id.startswith(("./", "/")):
-        parts.append(f"--model {model_id}")
-    if source.get("limit"):
-        parts.append(f"--limit {source['limit']}")
-    parts += ["--out index", f"--push-to {repo_id}"]
-    return " ".join(parts)
-
-
-def _spdx(licence: str | None) -> str:
-    """The card's `license:` value: the source's own id when it looks like one, else `other`."""
-    if not licence:
-        return "other"
-    value = str(licence).strip().lower()
-    known = {"mit", "apache-2.0", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0",
-             "bsd-3-clause", "odbl", "openrail", "other", "unknown"}
-    return value if value in known else "other"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,12 +10,14 @@ and none gives silent wrong results:
 | metadata row count wrong, manifest incomplete      | REFUSE                                                          |
 | thumbnail names unsafe or shared by two items      | REFUSE                                                          |
 | model folder missing                               | REFUSE                                                          |
-| any of the above with the fallback on              | DEMO: the offline demo, with a notice naming the index's fault  |
+| any of the above, the index named (--index)        | REFUSE too: a named index has no fallback unless asked for      |
+| any of the above with --fallback demo              | DEMO: the offline demo, with a notice naming the index's fault  |
+| a setting that cannot be used (env var or flag)    | REFUSE before anything loads: one line naming it, no cache work |
 | some thumbnails missing                            | PLACEHOLDER: served with a "no picture" card                    |
 | thumbnail cache wiped while serving                | served: thumbnails unpacked again from the index                |
-| Hub away, warm cache                               | CACHE: tests/test_hub.py::test_warm_cache_starts_at_once_...    |
-| Hub away, cold cache                               | DEMO or REFUSE: tests/test_hub.py::test_nothing_reachable_...   |
-| damaged download                                   | REFUSE + evicted: tests/test_hub.py::test_a_corrupted_download_ |
+| Hub away, warm cache                               | CACHE: the cached revision is served (here, and in test_hub)    |
+| damaged download in the cache                      | REFUSE + evicted, so the next start fetches it (here and there) |
+| Hub away, cold cache                               | DEMO or REFUSE: tests/test_hub.py, against the Hub stand-in     |
 
 REFUSE is checked on the real command line (`python app.py --index BROKEN --no-fallback`) for a few faults at once,
 and for every fault through `app.main([...])` in this process (the same code, without paying a Python start-up each).
@@ -154,7 +156,8 @@ def command_lines(broken, demo_index, tmp_path_factory) -> dict[str, subprocess.
     """The real start-up, a few at once (each pays a Python start-up with torch and Gradio)."""
     other = save_tiny_clip(tmp_path_factory.mktemp("m") / "other", dim=64, seed=3)
     runs = {name: ("--index", str(broken[name]), "--no-fallback") for name in ON_THE_COMMAND_LINE}
-    runs["explicit-model-with-fallback"] = ("--index", str(demo_index), "--model", str(other))  # fallback on
+    runs["explicit-model-with-fallback"] = ("--index", str(demo_index), "--model", str(other), "--fallback", "demo")
+    runs["named-index-no-flag"] = ("--index", str(broken["index-truncated"]))  # no --no-fallback: refused all the same
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
         futures = {name: pool.submit(_cli, *args) for name, args in runs.items()}
         return {name: future.result() for name, future in futures.items()}
@@ -187,6 +190,58 @@ def test_the_command_line_refuses_another_model_even_with_the_fallback_on(comman
     assert "offline demo" not in done.stdout + done.stderr
 
 
+def test_a_named_index_that_cannot_be_loaded_stops_the_app_without_the_demo(command_lines, broken):
+    """Issue 15.2: --index names what to serve; failing to load it is an error, not a silent swap for the demo."""
+    done = command_lines["named-index-no-flag"]
+    assert done.returncode == 2, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    message = _one_clear_message(done.stdout + done.stderr)
+    assert str(broken["index-truncated"]) in message and re.search(BROKEN["index-truncated"][1], message), message
+    assert "--fallback demo" in message  # how to get the demo anyway
+    assert "offline demo" not in done.stdout.replace(message, "") and "StyliShi ready" not in done.stdout + done.stderr
+
+
+BAD_SETTINGS = [  # (env, argv, the start of the one line)
+    ({"STYLISHI_EMBED_MODE": "bogus"}, [], "STYLISHI_EMBED_MODE=bogus is not one of the accepted values: auto, fp32"),
+    ({"STYLISHI_MAX_TEXT": "abc"}, [], "STYLISHI_MAX_TEXT=abc is not a whole number"),
+    ({}, ["--threads", "-2"], "--threads -2 is too small"),
+    ({}, ["--fallback", "sometimes"], "--fallback sometimes is not one of the accepted values: none, starter, demo"),
+]
+
+
+@pytest.mark.parametrize("env,argv,says", BAD_SETTINGS, ids=[s for _, _, s in BAD_SETTINGS])
+def test_app_main_refuses_a_bad_setting_before_loading_anything(env, argv, says, caplog, monkeypatch, tmp_path):
+    """Issue 15.3: one line naming the setting and what it accepts, exit 2, and not one cache file built or touched
+    (STYLISHI_EMBED_MODE=bogus used to fall back to the demo and rebuild it before stopping)."""
+    import app
+
+    monkeypatch.setenv("STYLISHI_CACHE", str(tmp_path / "cache"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.INFO):
+        status = app.main(["--index", "demo", *argv])
+    assert status == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].getMessage().startswith(f"cannot start: {says}") and errors[0].exc_info is None
+    assert not (tmp_path / "cache").exists()  # nothing loaded, nothing built
+
+
+def test_app_main_refuses_cuda_on_a_machine_without_it(caplog, monkeypatch, tmp_path):
+    import torch
+
+    import app
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    monkeypatch.setenv("STYLISHI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("STYLISHI_DEVICE", "cuda")
+    with caplog.at_level(logging.INFO):
+        status = app.main(["--index", "demo"])
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert status == 2 and len(errors) == 1 and errors[0].startswith("cannot start: STYLISHI_DEVICE=cuda: "), errors
+    assert "Use cpu or auto" in errors[0] and not (tmp_path / "cache").exists()
+
+
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_app_main_refuses_every_broken_index(name, broken, caplog, monkeypatch):
     """app.main with --no-fallback, in this process: exit status 2, one error line naming the fault and the fix."""
@@ -204,7 +259,7 @@ def test_app_main_refuses_every_broken_index(name, broken, caplog, monkeypatch):
     assert str(broken[name]) in message and re.search(REBUILD, message)
 
 
-# -- DEMO: the same faults with the fallback on ---------------------------------------------------------------------------
+# -- DEMO: the same faults with the fallback asked for ----------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["index-truncated", "manifest-model-other-weights"])
 def test_with_the_fallback_on_a_broken_index_gives_the_demo_and_a_notice_saying_why(name, broken, demo_index,
                                                                                    tmp_path, monkeypatch):
@@ -212,12 +267,12 @@ def test_with_the_fallback_on_a_broken_index_gives_the_demo_and_a_notice_saying_
 
     monkeypatch.setenv("STYLISHI_CACHE", str(tmp_path / "cache"))
     _copy(demo_index, tmp_path / "cache" / "demo")  # the demo as a first start builds it, without the 10 s
-    service = open_service(str(broken[name]), fallback=True, device="cpu", mode="fp32")
+    service = open_service(str(broken[name]), fallback="demo", device="cpu", mode="fp32")
     assert service.source == "demo" and len(service.catalog) == 384
-    notice = service.notice
-    assert notice.startswith("This is the offline demo") and str(broken[name]) in notice
-    assert re.search(BROKEN[name][1], notice), notice
-    assert "--index DIR" in notice  # how to serve a real catalog
+    assert service.notice == f"Offline demo: the catalog index {broken[name]} could not be loaded."  # one short line
+    (why,) = service.startup.details()  # the reason, for the page's <details>
+    assert why.startswith(f"The folder {broken[name]}: ") and re.search(BROKEN[name][1], why), why
+    assert "--index DIR" in why  # how to serve a real catalog
 
 
 # -- PLACEHOLDER: some thumbnails missing; and the thumbnail cache wiped while serving --------------------------------------
@@ -277,12 +332,44 @@ def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server):
     assert gappy_server.proc.poll() is None and "Traceback" not in gappy_server.log_text()
 
 
-# -- CACHE and the Hub: covered where the Hub stand-in lives ----------------------------------------------------------------
-def test_hub_faults_are_covered_in_test_hub():
-    """Hub away with a warm cache (serve the cached revision), with a cold cache (the demo with a notice, or one
-    message with the fallback off), and a damaged download (refused by checksum, evicted, fetched again)."""
-    source = (ROOT / "tests" / "test_hub.py").read_text()
-    for name in ("test_warm_cache_starts_at_once_when_the_hub_is_away_or_offline",
-                 "test_nothing_reachable_serves_the_offline_demo_or_stops_with_one_clear_message",
-                 "test_a_corrupted_download_is_refused_by_checksum_and_fetched_again"):
-        assert f"def {name}(" in source, name
+# -- CACHE: a Hub download in the Hugging Face cache, with the Hub away (its stand-in scenarios live in test_hub) ------
+def _as_cached_download(index: Path, cache: Path, repo: str) -> tuple[Path, Path]:
+    """The index laid out as huggingface_hub caches a dataset repo: blobs, one snapshot of symlinks, refs/main."""
+    import hashlib
+
+    sha = hashlib.sha1(repo.encode()).hexdigest()
+    folder = cache / ("datasets--" + repo.replace("/", "--"))
+    snapshot = folder / "snapshots" / sha
+    for path in sorted(p for p in index.rglob("*") if p.is_file() and "catalog_images" not in p.parts):
+        blob = folder / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, blob)
+        link = snapshot / path.relative_to(index)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(sha)
+    return snapshot, folder / "blobs"
+
+
+def test_a_cached_download_is_served_offline_and_a_damaged_one_is_refused_and_evicted(demo_index, tmp_path,
+                                                                                       monkeypatch):
+    from huggingface_hub import constants
+
+    from stylishi.errors import StyliShiError
+    from stylishi.startup import open_service
+
+    assert constants.HF_HUB_OFFLINE  # tests/conftest.py: the Hub is away for the whole session
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot, blobs = _as_cached_download(demo_index, tmp_path / "hub", "owner/idx")
+    service = open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
+    assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 384
+    assert service.search_image(demo_index / "catalog_images" / "demo-0042.png", k=1).results[0].id == "demo-0042"
+
+    damaged = (snapshot / "index.faiss").resolve()
+    _edit_bytes(damaged, _flip)
+    with pytest.raises(StyliShiError) as refused:
+        open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
+    assert re.search(r"index\.faiss is corrupted", str(refused.value)), refused.value
+    assert not damaged.exists() and not (snapshot / "index.faiss").is_symlink()  # evicted: fetched again next time
+    assert (snapshot / "items.parquet").resolve().parent == blobs  # the healthy files stay cached
