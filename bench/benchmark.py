@@ -117,7 +117,7 @@ def bench_modes(model_dir: Path, catalog_dir: Path, n_queries: int) -> dict[str,
     from stylishi import catalog as catalog_mod
     from stylishi.demo import demo_items
     from stylishi.embedder import Embedder
-    from stylishi.search import SearchService
+    from stylishi import SearchService
 
     cat = catalog_mod.load(catalog_dir)
     pictures = [jpeg(webcam_frame(item.image, i)) for i, item in enumerate(demo_items(limit=n_queries))]

@@ -15,7 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ArtifactError, ImageError, ModelError, QueryError, StyliShiError
-from .search import SearchResponse, SearchResult, SearchService
+from .results import SearchResponse, SearchResult
+from .service import SearchService
 
 __all__ = ["load", "encode", "search", "SearchService", "SearchResponse", "SearchResult", "StyliShiError",
            "ImageError", "QueryError", "ArtifactError", "ModelError"]

@@ -205,7 +205,7 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
 
 def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tuple[int, list[str]]:
     """Load the artifact the way the app will and check each sampled picture finds its own item first."""
-    from .search import SearchService
+    from .service import SearchService
 
     service = SearchService(embedder, catalog_mod.load(out, expected_dim=embedder.dim))
     passed, failures = 0, []

@@ -37,7 +37,7 @@ from .config import DEFAULT_MODEL, Settings, cache_dir
 from .errors import ArtifactError, StyliShiError
 from .hub import (cache_only, card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, resolve_model,
                   snapshot_revision, split_ref)
-from .search import SearchService
+from .service import SearchService
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,7 @@ from PIL import Image
 
 from stylishi import catalog as catalog_mod
 from stylishi.demo import save_tiny_clip
-from test_app_api import free_port, http_call
-from test_hostile import running_app
+from tests.helpers import free_port, http_call, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 REBUILD = r"rebuild the folder with `python build_index.py --out DIR`"

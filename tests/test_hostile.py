@@ -33,7 +33,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from test_app_api import free_port, http_call
+from tests.helpers import free_port, http_call
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEM = "demo-0042"  # a catalog item: variants of its own picture must still find it first

@@ -33,11 +33,7 @@ from stylishi.config import DEFAULT_DATASET, DEFAULT_INDEX_REPO, DEFAULT_MODEL, 
 from stylishi.demo import garment_picture, save_tiny_clip
 from stylishi.embedder import Embedder
 
-try:
-    from tests.hub_server import HubStandIn
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hub_server import HubStandIn
+from tests.hub_server import HubStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_README = """---

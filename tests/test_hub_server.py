@@ -19,11 +19,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.hub_server import HubStandIn, git_blob_sha1
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hub_server import HubStandIn, git_blob_sha1
+from tests.hub_server import HubStandIn, git_blob_sha1
 
 HUB_SERVER = Path(__file__).resolve().parent / "hub_server.py"
 

@@ -26,8 +26,8 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from test_app_api import http_call
-from test_hostile import file_data, files_in, running_app, upload_bytes, wait_until
+from tests.helpers import http_call
+from tests.helpers import file_data, files_in, running_app, upload_bytes, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = [ROOT / "app.py", ROOT / "build_index.py", *sorted((ROOT / "stylishi").glob("*.py")),
