@@ -76,10 +76,11 @@ def _read_file(path: Path, limits: Limits) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         raise ImageError(missing) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ImageError(missing)
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError(missing)
         if st.st_size > limits.max_bytes:
             raise ImageError(_too_big_message(st.st_size, limits))
         return f.read(limits.max_bytes + 1)

@@ -113,3 +113,9 @@ def drop_session(demo: gr.Blocks, session_hash: str) -> None:
 def session_count(demo: gr.Blocks) -> int:
     holder = getattr(demo, "state_holder", None)
     return len(holder.session_data) if holder is not None else 0
+
+
+def queue_max_size(demo: gr.Blocks) -> int | None:
+    """How many events the queue holds before it answers "queue is full" (set by the public `demo.queue(max_size=)`,
+    readable only on the private queue object)."""
+    return demo._queue.max_size

@@ -50,8 +50,9 @@ def mcp_available() -> bool:
     return True
 
 
-def launch_options(demo, service, *, mcp: bool = False) -> dict[str, Any]:
-    """The launch() settings of the public demo: private, bounded, offline-safe; its own routes and request guard."""
+def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int | None = None) -> dict[str, Any]:
+    """The launch() settings of the public demo: private, bounded, offline-safe; its own routes and request guard.
+    requests_per_minute: the per-client rate limit (default: the settings' STYLISHI_RATE_LIMIT; 0 = none)."""
     import gradio as gr
     from starlette.middleware import Middleware
 
@@ -64,7 +65,8 @@ def launch_options(demo, service, *, mcp: bool = False) -> dict[str, Any]:
 
     limits = service.limits
     guard = Middleware(RequestGuard, max_bytes=limits.max_bytes, api_names=API_NAMES, gate=demo.file_gate,
-                       rate=RateLimit(limits.requests_per_minute))
+                       rate=RateLimit(limits.requests_per_minute if requests_per_minute is None
+                                                 else requests_per_minute))
     return dict(
         app_kwargs={"routes": [*demo.media.routes(), stats_route(lambda: service_stats(service))],
                     "middleware": [guard]},
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # no per-request lines (they carry file names)
-    temp = prepare_environment()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # read once, when huggingface_hub is imported
     from stylishi import StyliShiError
     from stylishi.privacy import empty_folder
     from stylishi.serving import warm_up
@@ -136,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         return 2
     loaded_s = time.perf_counter() - t0
+    temp = prepare_environment()  # before gradio is imported (the core never imports it)
     warm_ms = warm_up(service)
     mcp = args.mcp
     if mcp and not mcp_available():
