@@ -6,6 +6,8 @@
 - bodies over their limit refused with 413 before anything parses them (the upload route: the file limit plus the
   form's overhead; every other route: the base64 of a picture at the file limit, plus the JSON around it);
 - one file per upload request (Gradio would take 1,000);
+- `/gradio_api/file=<one of the app's /media URLs>` (how gradio_client downloads a gallery picture) is answered
+  from that /media route;
 - a file input (any `"path"` in a JSON body) must name an upload this server received, or one of the app's own
   pictures: anything else is refused with one message that says nothing about whether the path exists.
 
@@ -28,6 +30,9 @@ TOO_LARGE = "The request is too large: a picture may be at most {mb} MB."
 ONE_FILE = "Send one file per upload request."
 NOT_FOUND = "There is no API endpoint named {name!r}. Endpoints: {names}."
 RATE = ("Too many requests from your address: at most {n} a minute. Please wait {wait} seconds and try again.")
+# gradio_client downloads a gallery picture at /gradio_api/file=<the picture's URL>: for the app's own /media URLs
+# that is answered from /media (by name; nothing is fetched).
+_MEDIA_VIA_FILE = re.compile(r"^(?P<prefix>.*)/gradio_api/file=https?://[^/]+(?:/[^/]+)*?(?P<media>/media/(?:thumbs|examples)/[^/]+)$")
 _CALL = re.compile(r"^(?P<prefix>.*)/gradio_api/call/(?:v2/)?(?P<name>[^/]+)(?:/[^/]*)?/?$")
 JSON_OVERHEAD = 64 * 1024
 FORM_OVERHEAD = 64 * 1024
@@ -106,6 +111,10 @@ class RequestGuard:
             return
         send = _nosniff(send)
         path = scope.get("path", "")
+        media = _MEDIA_VIA_FILE.match(path) if scope["method"] in ("GET", "HEAD") else None
+        if media:
+            path = media.group("prefix") + media.group("media")
+            scope = {**scope, "path": path, "raw_path": path.encode()}
         call = _CALL.match(path)
         if call and call.group("name") not in self.api_names:
             names = ", ".join(sorted(self.api_names))
@@ -145,31 +154,71 @@ class RequestGuard:
         await self.app(scope, _replay(body, receive), send)
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Stream the form to Gradio, counting its bytes and its parts; on the second part or the limit, end the
-        form there (Gradio keeps at most the first, truncated file: its purge deletes it) and answer the refusal."""
+        """Stream the form to Gradio, counting its bytes and its part delimiters. At the second delimiter (the close
+        of a one-file form, or the start of a second file) Gradio gets the form closed right there, and the rest of
+        the body is read here: any further delimiter, or bytes over the limit, and the request is refused (Gradio's
+        answer is dropped; the one file it kept is taken by its purge)."""
         boundary = _boundary(_header(scope, b"content-type") or "")
-        delimiter = b"--" + boundary if boundary else None
-        state = {"total": 0, "count": 0, "tail": b"", "refused": None}
+        delimiter = b"--" + boundary if boundary else b""
+        keep = max(0, len(delimiter) - 1)  # held back: a delimiter may straddle two chunks
+        state = {"total": 0, "count": 0, "pending": b"", "done": False, "refused": None}
+
+        async def drain() -> None:
+            tail = b""
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                chunk = message.get("body", b"")
+                state["total"] += len(chunk)
+                if state["total"] > limit:
+                    state["refused"] = 413
+                    return
+                window = tail + chunk
+                if delimiter in window:
+                    state["refused"] = 400
+                    return
+                tail = window[-keep:] if keep else b""
+                if not message.get("more_body", False):
+                    return
 
         async def guarded() -> Message:
-            if state["refused"]:
-                return {"type": "http.disconnect"}
+            if state["done"]:
+                return await receive()  # after the body: only a real disconnect comes
             message = await receive()
             if message["type"] != "http.request":
                 return message
             chunk = message.get("body", b"")
             state["total"] += len(chunk)
-            if delimiter:
-                window = state["tail"] + chunk
-                state["count"] += window.count(delimiter)
-                state["tail"] = window[-(len(delimiter) - 1):]
-            refused = (413 if state["total"] > limit else
-                       400 if delimiter and state["count"] > 2 else None)  # open, 2nd part (or close), 3rd
-            if refused:
-                state["refused"] = refused
-                close = b"\r\n" + delimiter + b"--\r\n" if delimiter else b""
-                return {"type": "http.request", "body": close, "more_body": False}
-            return message
+            more = message.get("more_body", False)
+            if state["total"] > limit:
+                state["refused"], state["done"] = 413, True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            window = state["pending"] + chunk
+            if not delimiter:
+                state["done"] = not more
+                return message
+            start = 0
+            while True:
+                at = window.find(delimiter, start)
+                if at < 0:
+                    break
+                state["count"] += 1
+                if state["count"] == 2:
+                    state["done"] = True
+                    rest = window[at + len(delimiter):]
+                    if (len(rest) >= 2 and rest[:2] != b"--") or delimiter in rest:
+                        state["refused"] = 400  # a second part, not the close
+                    elif more:
+                        await drain()
+                    return {"type": "http.request", "body": window[:at] + delimiter + b"--\r\n", "more_body": False}
+                start = at + len(delimiter)
+            if not more:
+                state["done"] = True
+                return {"type": "http.request", "body": window, "more_body": False}
+            state["pending"] = window[-keep:] if keep and len(window) > keep else (window if keep else b"")
+            body = window[: len(window) - len(state["pending"])]
+            return {"type": "http.request", "body": body, "more_body": True}
 
         started = {"sent": False}
 
