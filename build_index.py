@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from stylishi.config import DEFAULT_DATASET, DEFAULT_MODEL, set_threads
@@ -43,11 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         'up to 20k items, "HNSW32,SQ8" up to 400k, "IVF<4*sqrt(n)>,SQ8" above; search parameters are '
                         'tuned to recall@10 >= 0.95 and recorded in the manifest. Any other string, e.g. "Flat", '
                         '"HNSW32", "IVF1024,SQ8", is used as given')
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (env STYLISHI_DEVICE; default: auto)")
     p.add_argument("--embed-mode", default="fp32", choices=("fp32", "bf16", "int8", "auto"),
                    help="precision of the catalog vectors (default: fp32, the reference; the app may query in int8, "
                         "whose vectors stay within cosine 0.99 of these)")
-    p.add_argument("--threads", type=int, default=0, help="torch/FAISS threads (default: all cores)")
+    p.add_argument("--threads", default=None, help="torch/FAISS threads (env STYLISHI_THREADS; default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     hub = p.add_argument_group("sharing on the Hugging Face Hub")
     hub.add_argument("--push-to", metavar="OWNER/NAME", default=None,
@@ -59,9 +60,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+OFFLINE_MODEL_HINT = ("Offline, embed with a model that is already here: the offline demo's (build_index.py --demo "
+                      "--out demo_index, then --model demo_index/model), or one in the Hugging Face cache.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # A build prints its progress bar, what it skipped (warnings) and its summary; INFO lines would be noise.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from stylishi.config import Settings
+    from stylishi.errors import SettingError
+
+    try:  # every setting checked before any work: one line naming it
+        settings = Settings.from_env(device=args.device, threads=args.threads, embed_mode=args.embed_mode)
+    except SettingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.push_only and not args.push_to:
         print("error: --push-only needs --push-to OWNER/NAME", file=sys.stderr)
         return 2
@@ -71,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if not token_or_none():
             print(f"error: {NO_TOKEN_MESSAGE}", file=sys.stderr)
             return 2
-    set_threads(args.threads)
+    set_threads(settings.threads)
     from stylishi import builder
     from stylishi.embedder import Embedder
     from stylishi.errors import StyliShiError
@@ -83,19 +97,26 @@ def main(argv: list[str] | None = None) -> int:
         elif args.demo:
             report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
         else:
-            model_dir, model_id, revision = resolve_model(args.model)
-            embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=args.device,
-                                     mode=args.embed_mode)
-            if args.images:
-                records = builder.folder_records(args.images)
-                source = {"kind": "folder", "path": args.images}
+            # The folder first: a wrong path is said at once, not after a model download.
+            records = builder.folder_records(args.images) if args.images else None
+            try:
+                model_dir, model_id, revision = resolve_model(args.model)
+            except StyliShiError as exc:
+                raise StyliShiError(f"{exc} {OFFLINE_MODEL_HINT}" if os.environ.get("HF_HUB_OFFLINE") else str(exc))
+            with builder.quiet_frameworks():
+                embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=settings.device,
+                                         mode=args.embed_mode)
+            if records is not None:
+                report = builder.build(records, embedder, args.out, limit=args.limit, batch_size=args.batch_size,
+                                       factory=args.index_factory, source={"kind": "folder", "path": args.images},
+                                       progress=not args.no_progress)
             else:
                 dataset = args.dataset or DEFAULT_DATASET
                 facts = _dataset_facts(dataset, args.revision)
-                records = builder.dataset_records(dataset, split=args.split, revision=facts["revision"])
-                source = {"kind": "hub-dataset", "id": dataset, "split": args.split, "limit": args.limit, **facts}
-            report = builder.build(records, embedder, args.out, limit=args.limit, batch_size=args.batch_size,
-                                   factory=args.index_factory, source=source, progress=not args.no_progress)
+                report = builder.build_from_dataset(dataset, embedder, args.out, split=args.split, limit=args.limit,
+                                                    revision=facts["revision"], licence=facts["licence"],
+                                                    batch_size=args.batch_size, factory=args.index_factory,
+                                                    progress=not args.no_progress)
     except StyliShiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

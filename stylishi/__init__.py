@@ -23,21 +23,23 @@ __all__ = ["load", "encode", "search", "SearchService", "SearchResponse", "Searc
 __version__ = "0.1.0"
 
 
-def load(index: str | Path, model: str | None = None, *, device: str = "auto", mode: str | None = None) -> SearchService:
+def load(index: str | Path, model: str | None = None, *, device: str = "auto", mode: str | None = None,
+         local_files_only: bool = False) -> SearchService:
     """A ready search service for a catalog index (local folder, or Hub dataset repo `owner/name[@rev]`).
 
     The model defaults to the one the index was built with; naming another one is refused unless it is the same.
+    local_files_only: take the index and model from the Hugging Face cache only, making no request (the Hub is away).
     """
     from . import catalog as catalog_mod
     from .embedder import Embedder
     from .config import Settings
     from .hub import resolve_index, resolve_model
 
-    root = resolve_index(str(index))
+    root = resolve_index(str(index), local_files_only=local_files_only)
     manifest = catalog_mod.read_manifest(root)
     built_with = manifest["model"]["id"]
     wanted = model or built_with
-    model_dir, model_id, revision = resolve_model(wanted, index_root=root)
+    model_dir, model_id, revision = resolve_model(wanted, index_root=root, local_files_only=local_files_only)
     if model and not _same_model(model, built_with, root):
         raise ArtifactError(f"The index {index} was built with the model {built_with}, but {model} was asked for. "
                             f"Drop --model to use {built_with}, or rebuild the index with {model}.")

@@ -9,15 +9,18 @@ import logging
 import random
 import shutil
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sized
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from . import catalog as catalog_mod
+from . import index as faiss_index
 from .embedder import Embedder
 from .errors import ImageError, StyliShiError
 from .images import load_image, thumbnail_jpeg
@@ -39,6 +42,7 @@ class Record:
     id: str
     image: Any  # bytes, a path, or a PIL image
     metadata: dict[str, Any]
+    origin: str = ""  # where it came from, for a skip message: a file in the folder, or "row N" of a dataset
 
 
 @dataclass
@@ -53,6 +57,7 @@ class BuildReport:
     validated: int
     validation_passed: int
     failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the source said about itself, e.g. metadata mismatches
 
     @property
     def images_per_s(self) -> float:
@@ -71,6 +76,7 @@ class BuildReport:
             f"  build time   {self.seconds:.1f} s",
             f"  throughput   {self.images_per_s:.1f} images/s",
             f"  validation   {self.validation_passed}/{self.validated} sampled items found themselves at rank 1",
+            *(f"  note         {note}" for note in self.notes),
         ])
 
 
@@ -90,25 +96,120 @@ def dataset_records(dataset_id: str, *, split: str = "train", revision: str | No
     yield from _rows(ds, image_col, fallback_id=lambda n, row: str(n))
 
 
-def folder_records(folder: str | Path) -> Iterator[Record]:
-    """Records from a folder of images (any depth), with optional metadata.csv whose `file_name` column names them."""
-    from datasets import Image as ImageFeature
-    from datasets import load_dataset
+METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StyliShiError(f"The image folder {folder} does not exist.")
-    ds = load_dataset("imagefolder", data_dir=str(folder), split="train")
-    ds = ds.cast_column("image", ImageFeature(decode=False))
 
-    def file_id(n: int, row: dict) -> str:
-        path = (row.get("image") or {}).get("path") or str(n)
-        try:
-            return str(Path(path).resolve().relative_to(folder.resolve()).with_suffix(""))
-        except ValueError:
-            return Path(path).stem
+class FolderSource:
+    """The pictures of a folder (any depth, listed by `datasets`' imagefolder) joined with its optional metadata file.
 
-    yield from _rows(ds, "image", fallback_id=file_id)
+    Every picture is indexed: a picture the metadata does not list gets its id from its file name. Both kinds of
+    mismatch (pictures without a row, rows without a picture) are kept for the build summary (`notes`).
+    """
+
+    def __init__(self, folder: str | Path):
+        from datasets import Image as ImageFeature
+        from datasets import load_dataset
+
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise StyliShiError(f"The image folder {self.folder} does not exist.")
+        with quiet_frameworks():
+            ds = load_dataset("imagefolder", data_dir=str(self.folder), split="train", drop_metadata=True,
+                              drop_labels=True)  # a subfolder's name is not a category: nothing is invented
+        ds = ds.cast_column("image", ImageFeature(decode=False))
+        root = self.folder.resolve()
+        pictures = {}  # relative posix path -> absolute path, in path order
+        for row in ds:
+            path = Path(row["image"]["path"])
+            try:
+                pictures[path.resolve().relative_to(root).as_posix()] = str(path)
+            except ValueError:
+                pictures[path.name] = str(path)
+        meta = next((self.folder / name for name in METADATA_FILES if (self.folder / name).is_file()), None)
+        self.metadata_file = meta.name if meta else ""
+        rows = _metadata_rows(meta) if meta else []
+        listed = [r for r in rows if r["file_name"] in pictures]
+        self.missing = [r["file_name"] for r in rows if r["file_name"] not in pictures]  # rows without a picture
+        names = {r["file_name"] for r in rows}
+        self.unlisted = [name for name in pictures if name not in names] if rows else []  # pictures without a row
+        self._records = [Record(id=r.get("id") or _file_id(r["file_name"]), image=pictures[r["file_name"]],
+                                metadata={k: v for k, v in r.items() if k not in ("id", "file_name")},
+                                origin=r["file_name"])
+                         for r in listed]
+        self._records += [Record(id=_file_id(name), image=pictures[name], metadata={}, origin=name)
+                          for name in pictures if name not in names]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def notes(self) -> list[str]:
+        """Summary lines on how the pictures and the metadata file matched (none when they match exactly)."""
+        out = []
+        if self.unlisted:
+            out.append(f"{_count(self.unlisted, 'picture')} not in {self.metadata_file}: indexed with ids from "
+                       f"their file names ({_some(self.unlisted)})")
+        if self.missing:
+            out.append(f"{_count(self.missing, 'row')} of {self.metadata_file} with no picture in the folder: not "
+                       f"indexed ({_some(self.missing)})")
+        return out
+
+
+def folder_records(folder: str | Path) -> FolderSource:
+    """Records from a folder of images (any depth), with an optional metadata.csv whose `file_name` column names them
+    (paths relative to the folder). Pictures it does not list are indexed too, with ids from their file names."""
+    return FolderSource(folder)
+
+
+def _metadata_rows(path: Path) -> list[dict[str, Any]]:
+    """A folder's metadata file as rows of non-empty text values in our column names (`file_name` normalised)."""
+    try:
+        if path.suffix == ".csv":
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif path.suffix == ".jsonl":
+            table = pd.read_json(path, lines=True, dtype=False)
+        else:
+            table = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pandas raises many kinds; the person needs the file and the cause
+        raise StyliShiError(f"Could not read {path}: {exc}. Fix the file, or move it away to index the pictures "
+                            "without metadata.") from None
+    if "file_name" not in table.columns:
+        raise StyliShiError(f"{path} has no file_name column (its columns are {', '.join(map(str, table.columns))}). "
+                            "Add one naming each picture relative to the folder, e.g. shoes/black.png.")
+    rows = []
+    for raw in table.to_dict(orient="records"):
+        row = {}
+        for key, value in raw.items():
+            value = _plain_text(value)
+            if value is not None:
+                row[COLUMN_MAP.get(str(key), str(key))] = value
+        if "file_name" in row:
+            row["file_name"] = Path(row["file_name"].replace("\\", "/")).as_posix().lstrip("/")
+            rows.append(row)
+    return rows
+
+
+def _plain_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _file_id(relative: str) -> str:
+    """An item id from a picture's path in the folder: the path without its extension, e.g. shoes/black."""
+    return Path(relative).with_suffix("").as_posix()
+
+
+def _count(things: list, noun: str) -> str:
+    return f"{len(things)} {noun}{'' if len(things) == 1 else 's'}"
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f", … {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _rows(ds, image_col: str, fallback_id) -> Iterator[Record]:
@@ -123,15 +224,54 @@ def _rows(ds, image_col: str, fallback_id) -> Iterator[Record]:
         item_id = metadata.pop("id", None)
         item_id = str(item_id) if item_id not in (None, "") else fallback_id(n, row)
         metadata.pop("file_name", None)
-        yield Record(id=item_id, image=picture, metadata=metadata)
+        yield Record(id=item_id, image=picture, metadata=metadata, origin=f"row {n}")
+
+
+@contextmanager
+def quiet_frameworks() -> Iterator[None]:
+    """Within a build: no progress bars or warnings from `datasets` and `transformers` (our one tqdm bar and the
+    summary say what happens); their settings are restored afterwards, so a server's own output is untouched."""
+    import datasets
+    import transformers
+
+    bars = datasets.is_progress_bar_enabled()
+    ds_level = datasets.logging.get_verbosity()
+    tf_level = transformers.logging.get_verbosity()
+    tf_bars = transformers.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            for module in ("datasets", "transformers", "torch", "huggingface_hub"):
+                warnings.filterwarnings("ignore", module=module)
+            yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+        datasets.logging.set_verbosity(ds_level)
+        transformers.logging.set_verbosity(tf_level)
+        if tf_bars:
+            transformers.utils.logging.enable_progress_bar()
 
 
 # -- the build -------------------------------------------------------------------------------------------------
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
-          progress: bool = True, seed: int = 0) -> BuildReport:
-    """Embed every readable record, write the artifact to `out`, then validate it by searching a sample."""
-    out = Path(out)
+          progress: bool = True, seed: int = 0, calibrate: bool = True) -> BuildReport:
+    """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
+
+    A source with `notes` (FolderSource) has them added to the report's summary.
+    calibrate: fit the "% match" calibration (stylishi.calibration) and store it in the manifest.
+    """
+    with quiet_frameworks():
+        return _build(records, embedder, Path(out), limit=limit, batch_size=batch_size, factory=factory,
+                      source=source, progress=progress, seed=seed, calibrate=calibrate)
+
+
+def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: int | None, batch_size: int,
+           factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool) -> BuildReport:
     t0 = time.perf_counter()
     vectors: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
@@ -140,7 +280,8 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
     seen: set[str] = set()
     sample: list[tuple[str, Any]] = []
     rng = random.Random(seed)
-    bar = tqdm(total=limit, unit="img", desc="embedding", disable=not progress, dynamic_ncols=True)
+    known = [n for n in (limit, len(records) if isinstance(records, Sized) else None) if n is not None]
+    bar = tqdm(total=min(known, default=None), unit="img", desc="embedding", disable=not progress, dynamic_ncols=True)
     batch: list[tuple[Record, Any]] = []
 
     def flush() -> None:
@@ -164,13 +305,15 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
             break
         if rec.id in seen:
             skipped["duplicate id"] = skipped.get("duplicate id", 0) + 1
+            log.warning("skipped %s: its id %r is already taken by an earlier item", rec.origin or rec.id, rec.id)
+            bar.update(1)
             continue
         try:
             img = load_image(rec.image)
         except ImageError as exc:
-            reason = "unreadable image"
-            skipped[reason] = skipped.get(reason, 0) + 1
-            log.warning("skipped %s: %s", rec.id, exc)
+            skipped["unreadable image"] = skipped.get("unreadable image", 0) + 1
+            log.warning("skipped %s: %s", rec.origin or rec.id, exc.reason)
+            bar.update(1)  # the bar counts what was read, so it ends full
             continue
         seen.add(rec.id)
         batch.append((rec, img))
@@ -193,6 +336,10 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
     catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
                       model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
                       source=source or {})
+    if calibrate:
+        from .calibration import calibrate_index
+
+        calibrate_index(out, embedder, seed=seed)
     seconds = time.perf_counter() - t0
     passed, failures = validate(out, embedder, sample)
     manifest = catalog_mod.read_manifest(out)
@@ -200,20 +347,48 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
     return BuildReport(out=out, items=len(rows), skipped=skipped, dim=int(manifest["embedding"]["dim"]),
                        index_type=f"{manifest['index']['type']} ({manifest['index']['factory']})",
                        bytes_on_disk=size, seconds=seconds, validated=len(sample), validation_passed=passed,
-                       failures=failures)
+                       failures=failures, notes=list(getattr(records, "notes", [])))
+
+
+def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, split: str = "train",
+                       revision: str | None = None, licence: str | None = None, limit: int | None = None,
+                       batch_size: int = 32, factory: str = "auto", progress: bool = True,
+                       on_record: Callable[[int], None] | None = None,
+                       source: dict[str, Any] | None = None) -> BuildReport:
+    """An index of a Hub dataset's first `limit` items, read at `revision` (a commit sha keeps it reproducible).
+
+    What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
+    split, revision, licence and limit (plus `source`'s own keys); `on_record(n)` hears each record read.
+    """
+    records: Iterable[Record] = dataset_records(dataset, split=split, revision=revision)
+    if on_record is not None:
+        records = _tapped(records, on_record)
+    facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
+             "limit": limit, **(source or {})}
+    return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
+                 progress=progress)
+
+
+def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:
+    for n, record in enumerate(records, start=1):
+        on_record(n)
+        yield record
 
 
 def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tuple[int, list[str]]:
-    """Load the artifact the way the app will and check each sampled picture finds its own item first."""
-    from .service import SearchService
-
-    service = SearchService(embedder, catalog_mod.load(out, expected_dim=embedder.dim))
+    """Load the artifact the way the app will (checksums, counts, dim) and check that each sampled picture finds its
+    own item first. It searches the loaded index directly: the service's per-query log and stats are for served
+    queries, not for a build's self-check."""
+    catalog = catalog_mod.load(out, expected_dim=embedder.dim)
+    if not sample:
+        return 0, []
+    ids = catalog.items["id"].astype(str).to_numpy()
+    scores, rows = faiss_index.search(catalog.index, embedder.embed_images([img for _, img in sample]), 2)
     passed, failures = 0, []
-    for item_id, img in sample:
-        results = service.search_image(img, k=2).results
+    for (item_id, _), top_scores, top_rows in zip(sample, scores, rows):
+        found = [(ids[r], s) for r, s in zip(top_rows, top_scores) if r >= 0]
         # An exact duplicate picture elsewhere in the catalog ties at the same score; that counts as found.
-        ok = bool(results) and (results[0].id == item_id or
-                                any(r.id == item_id and abs(r.score - results[0].score) < 1e-5 for r in results))
+        ok = bool(found) and any(i == item_id and abs(s - found[0][1]) < 1e-5 for i, s in found)
         passed += ok
         if not ok:
             failures.append(item_id)
@@ -246,8 +421,9 @@ def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = Tr
         item.image.save(images_dir / name)
         rows.append({"file_name": name, "id": item.id, **item.metadata})
     pd.DataFrame(rows).to_csv(images_dir / "metadata.csv", index=False)
-    model_dir = save_tiny_clip(out / "model")
-    embedder = Embedder.load(model_dir, device="cpu", mode="fp32")
+    with quiet_frameworks():
+        model_dir = save_tiny_clip(out / "model")
+        embedder = Embedder.load(model_dir, device="cpu", mode="fp32")
     return build(folder_records(images_dir), embedder, out, progress=progress,
                  source={"kind": "offline-demo", "note": "generated garment pictures; random tiny CLIP",
                          "licence": "generated, public domain"})

@@ -12,15 +12,13 @@ a warm cache work as the Hub's own tools do. `HF_ENDPOINT` is read by huggingfac
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import fnmatch
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import ArtifactError, ModelError, StyliShiError
 
@@ -33,21 +31,6 @@ PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 INDEX_FILES = ["manifest.json", "index.faiss", "*.parquet", "README.md", "model/*"]
 # Never uploaded with an index: the demo's generated source pictures, caches, editor litter.
 PUSH_IGNORE = ["catalog_images/*", "catalog_images/**", ".cache/*", ".cache/**", "*.tmp", "*.partial*", "**/.DS_Store"]
-
-# Set by stylishi.startup when the Hub is known to be away (offline mode, failed probe): model look-ups then
-# use the cache only instead of each waiting for their own time-outs.
-_LOCAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("stylishi_hub_local_only", default=False)
-
-
-@contextlib.contextmanager
-def cache_only(enabled: bool = True) -> Iterator[None]:
-    """Within this block, resolve_index/resolve_model read the Hugging Face cache and make no request."""
-    token = _LOCAL_ONLY.set(enabled)
-    try:
-        yield
-    finally:
-        _LOCAL_ONLY.reset(token)
-
 
 def split_ref(ref: str) -> tuple[str, str | None]:
     """`owner/name@rev` → (`owner/name`, `rev`); no `@` → revision None (the default branch)."""
@@ -152,19 +135,18 @@ def card_license(repo_id: str, repo_type: str = "dataset", revision: str | None 
 
 
 # -- indexes --------------------------------------------------------------------------------------------------
-def resolve_index(ref: str, *, local_files_only: bool | None = None) -> Path:
-    """A local folder as is; a Hub dataset repo downloaded (or taken from cache) with snapshot_download."""
+def resolve_index(ref: str, *, local_files_only: bool = False) -> Path:
+    """A local folder as is; a Hub dataset repo downloaded (or, local_files_only, taken from the cache only)."""
     if is_local_ref(ref):
         return Path(ref).expanduser()
     from huggingface_hub import snapshot_download
 
-    local_only = _LOCAL_ONLY.get() if local_files_only is None else local_files_only
     repo, rev = split_ref(ref)
     try:
         return Path(snapshot_download(repo, repo_type="dataset", revision=rev, allow_patterns=INDEX_FILES,
-                                      local_files_only=local_only))
+                                      local_files_only=local_files_only))
     except Exception as exc:  # the hub raises many kinds; each means "not available"
-        where = "in the local Hugging Face cache" if local_only else "on the Hugging Face Hub"
+        where = "in the local Hugging Face cache" if local_files_only else "on the Hugging Face Hub"
         raise ArtifactError(f"Could not get the catalog index {ref} {where} ({type(exc).__name__}: "
                             f"{_first_line(exc)}). Check the repo id and your connection, or pass a local folder "
                             "with --index.") from exc
@@ -205,7 +187,7 @@ def evict_corrupt(folder: Path, manifest: dict[str, Any] | None) -> list[str]:
 
 # -- models ---------------------------------------------------------------------------------------------------
 def resolve_model(ref: str, index_root: Path | None = None, *,
-                  local_files_only: bool | None = None) -> tuple[Path | str, str, str | None]:
+                  local_files_only: bool = False) -> tuple[Path | str, str, str | None]:
     """(folder to load from, model id to record, revision) for a model reference.
 
     A Hub id is fetched through the Hub cache with its safetensors weights only: StyliShi never loads pickled
@@ -232,18 +214,17 @@ def resolve_model(ref: str, index_root: Path | None = None, *,
     repo, rev = split_ref(ref)
     if rev is None and index_root is not None:
         rev = _manifest_revision(index_root, repo)
-    local_only = _LOCAL_ONLY.get() if local_files_only is None else local_files_only
     try:
-        folder = Path(snapshot_download(repo, revision=rev, allow_patterns=MODEL_FILES, local_files_only=local_only))
+        folder = Path(snapshot_download(repo, revision=rev, allow_patterns=MODEL_FILES, local_files_only=local_files_only))
     except Exception as exc:
-        if local_only:
+        if local_files_only:
             raise ModelError(f"The model {ref} is not in the local Hugging Face cache and the Hub cannot be used now "
                              f"({type(exc).__name__}). Run once with the Hub reachable to cache it, or pass a local "
                              "folder made with save_pretrained.") from exc
         raise ModelError(f"Could not fetch the model {ref} from the Hugging Face Hub ({type(exc).__name__}: "
                          f"{_first_line(exc)}). Check the id and your connection, or pass a local folder made with "
                          "save_pretrained.") from exc
-    _require_safetensors(folder, ref, repo=repo, revision=snapshot_revision(folder) or rev, online=not local_only)
+    _require_safetensors(folder, ref, repo=repo, revision=snapshot_revision(folder) or rev, online=not local_files_only)
     return folder, repo, snapshot_revision(folder) or folder.name
 
 

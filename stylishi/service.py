@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import calibration
 from . import index as faiss_index
 from .catalog import FILTERABLE, Catalog
 from .config import Limits
@@ -44,10 +45,13 @@ class SearchService:
         self.limits = limits or Limits()
         self.source = source or str(catalog.root)  # what was asked for: a folder or owner/name@rev
         self.notice = notice  # a line for people when this is not the index they asked for (demo, starter, cache)
+        self.startup = None  # stylishi.startup.StartupReport: what was tried at start-up (set by open_service)
         self._filter_values = catalog.filter_values()
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
         self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
         self.metrics = Metrics()  # every query and refusal, for the stats view; see stylishi.metrics
+        # raw cosine → chance of the query's article type, by query kind ({} for an index without one: raw % shown)
+        self.calibration = calibration.from_manifest(catalog.manifest)
 
     # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     def search_image(self, image: ImageInput, k: int = 10, filters: Filters | None = None) -> SearchResponse:
@@ -119,8 +123,8 @@ class SearchService:
         if not text:
             raise QueryError("Type a few words describing what you look for, e.g. “red floral summer dress”.")
         if len(text) > self.limits.max_text_chars:
-            raise QueryError(f"That description is {len(text)} characters long; please keep it under "
-                             f"{self.limits.max_text_chars}.")
+            raise QueryError(f"That description is {len(text)} characters long; please keep it to at most "
+                             f"{self.limits.max_text_chars} characters.")
         t1 = time.perf_counter()
         vector = self.embedder.embed_texts([text])
         t2 = time.perf_counter()
@@ -137,7 +141,9 @@ class SearchService:
             raise QueryError(f"There is no item with id {str(item_id)[:80]!r} in this catalog.")
         vector = faiss_index.reconstruct(self.catalog.index, np.array([row]))
         vector /= max(float(np.linalg.norm(vector)), 1e-12)
-        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0})
+        # The clicked item itself is left out: it would always be its own first match.
+        return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0},
+                            exclude=row)
 
     def _search_vector(self, vector: np.ndarray, k: int, filters: Filters | None) -> SearchResponse:
         t0 = time.perf_counter()
@@ -150,19 +156,24 @@ class SearchService:
 
     # -- machinery -----------------------------------------------------------------------------------------
     def _finish(self, vector: np.ndarray, k: int, allowed: np.ndarray | None, kind: str, t0: float,
-                stages: dict[str, float]) -> SearchResponse:
+                stages: dict[str, float], exclude: int | None = None) -> SearchResponse:
+        """Search the index and turn the top k rows into results; `exclude` is a row never returned (the item a
+        "more like this" started from), so one more is asked of the index."""
         t_search = time.perf_counter()
-        scores, rows = faiss_index.search(self.catalog.index, vector, k, allowed)
+        scores, rows = faiss_index.search(self.catalog.index, vector, k + (exclude is not None), allowed)
         t_format = time.perf_counter()
-        results = [self._result(rank, int(row), float(score))
-                   for rank, (row, score) in enumerate(((r, s) for r, s in zip(rows[0], scores[0]) if r >= 0), start=1)]
+        hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != exclude][:k]
+        fit = self.calibration.get("text" if kind == "text" else "image")
+        matches = (fit.probability([s for _, s in hits]) if fit else np.clip([s for _, s in hits], 0.0, 1.0)) * 100
+        results = [self._result(rank, row, score, float(match))
+                   for rank, ((row, score), match) in enumerate(zip(hits, matches), start=1)]
         t_end = time.perf_counter()
         timings = {**{k_: round(v * 1000, 3) for k_, v in stages.items()},
                    "search": round((t_format - t_search) * 1000, 3),
                    "format": round((t_end - t_format) * 1000, 3),
                    "total": round((t_end - t0) * 1000, 3)}
         return SearchResponse(results=results, timings_ms=timings, catalog_size=len(self.catalog), query=kind,
-                              vector=np.asarray(vector, dtype=np.float32).reshape(-1))
+                              vector=np.asarray(vector, dtype=np.float32).reshape(-1), calibrated=fit is not None)
 
     def _observed(self, kind: str, k: Any, filters: Filters | None, search, *, text_chars: int | None = None
                   ) -> SearchResponse:
@@ -191,13 +202,14 @@ class SearchService:
             out[column] = sorted({known[v] for v in values if v in known})
         return out
 
-    def _result(self, rank: int, row: int, score: float) -> SearchResult:
+    def _result(self, rank: int, row: int, score: float, match: float) -> SearchResult:
         item = self.catalog.items.iloc[row]
         metadata = {k: _plain(v) for k, v in item.items() if k not in ("id", "thumbnail") and _plain(v) is not None}
-        category = next((str(metadata[c]) for c in ("article_type", "subcategory", "category") if metadata.get(c)), "")
         return SearchResult(rank=rank, id=str(item["id"]), score=round(score, 6),
-                            match=round(max(0.0, min(1.0, score)) * 100, 1),
-                            name=str(metadata.get("name") or item["id"]), category=category,
+                            match=round(match, 1), name=str(metadata.get("name") or item["id"]),
+                            category=str(metadata.get("category") or ""),
+                            article_type=str(metadata.get("article_type") or ""),
+                            colour=str(metadata.get("colour") or ""),
                             thumbnail=str(self.catalog.thumbnail_path(row)), metadata=metadata)
 
     def _check_k(self, k: Any) -> int:

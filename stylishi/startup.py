@@ -1,27 +1,29 @@
-"""What the app serves, decided once at start-up: the index asked for, else the best thing that can be had.
+"""What the app serves, decided once at start-up: the index asked for, else (when allowed) the best that can be had.
 
     from stylishi.startup import open_service
-    service = open_service(args.index, args.model, device=args.device)   # never hangs on a Hub that is away
-    service.notice   # None for the index asked for, else one line for the page saying what is served and why
+    service = open_service(settings=Settings.from_env(index=args.index))   # never hangs on a Hub that is away
+    service.startup.headline()   # None for the index asked for, else one short line for the page
+    service.startup.details()    # one line per source that failed or was skipped: why, and what to do
 
-The policy, in order:
+Start-up is data: a plan (the sources to try, in order) and one loop that tries each and records an `Attempt`;
+the page notice and the start-up error are rendered from those records (`StartupReport`), nowhere else.
 
-1. A local folder: verify and load it (with the model its manifest names).
-2. A Hub dataset repo `owner/name[@rev]`: one short probe (STYLISHI_HUB_TIMEOUT, default 5 s; none at all with
-   HF_HUB_OFFLINE=1), then `snapshot_download(repo_type="dataset", revision=rev)` into the standard Hugging Face
-   cache, verify every checksum, load with the model the manifest names (at the revision it records). Asking for
-   another model is refused with a message naming both.
-3. The Hub away (or offline mode) but the index cached: serve the cached revision at once; the notice says which.
-4. The index repo missing or away and nothing cached, but the source dataset (STYLISHI_DATASET) readable: build a
-   starter index of its first STYLISHI_STARTER_ITEMS items (default 2,000) with the default model, with a progress
-   bar, cache it under cache_dir()/starter/<dataset>@<rev>/ and serve it; the notice says it is a starter index.
-   A starter built earlier is reused, also when the Hub is away later.
-5. Nothing reachable: the offline demo (generated garments, tiny random CLIP), built once into cache_dir()/demo;
-   the notice says it is the demo, what was tried, and how to point the app at a real index.
+The sources, in order:
 
-With the fallback off (fallback=False, or STYLISHI_NO_FALLBACK=1) steps 4 and 5 are skipped: the index asked for is
-served (from the Hub or the cache) or one StyliShiError says what was tried and how to fix it.
-`open_service("demo")` serves the offline demo on purpose (unless a folder named "demo" exists).
+1. folder — a local index folder: verify and load it (with the model its manifest names).
+2. hub — a Hub dataset repo `owner/name[@rev]`: one short probe (STYLISHI_HUB_TIMEOUT, default 5 s; none at all
+   with HF_HUB_OFFLINE=1), then `snapshot_download` into the Hugging Face cache, verify every checksum, load with
+   the model the manifest names (at the revision it records).
+3. cache — the Hub away (or offline mode): the cached revision of that repo, loaded from the cache only.
+4. starter — a starter index of the first STYLISHI_STARTER_ITEMS items of STYLISHI_DATASET, built with the default
+   model and cached under cache_dir()/starter/<dataset>@<rev>/ (one built earlier is reused, also offline).
+5. demo — the offline demo (generated garments, a tiny CLIP), built once into cache_dir()/demo.
+
+Steps 4 and 5 are the fallback. It is on for the default index only: an index a person named (--index or
+STYLISHI_INDEX) that cannot be loaded is an error, unless --fallback starter|demo (STYLISHI_FALLBACK) asks for it;
+--fallback none / --no-fallback / STYLISHI_NO_FALLBACK=1 turns it off for the default too. A model that does not fit
+the index (ModelMismatchError) is a configuration error, never a reason to fall back. `open_service("demo")` serves
+the offline demo on purpose (unless a folder named "demo" exists).
 """
 from __future__ import annotations
 
@@ -29,78 +31,222 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Mapping, TypeVar
 
 from . import catalog as catalog_mod
 from .config import DEFAULT_MODEL, Settings, cache_dir
-from .errors import ArtifactError, StyliShiError
-from .hub import (cache_only, card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, resolve_model,
-                  snapshot_revision, split_ref)
+from .errors import ArtifactError, ModelError, StyliShiError
+from .hub import card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, snapshot_revision, \
+    split_ref
 from .service import SearchService
 
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
+SOURCES = ("folder", "hub", "cache", "starter", "demo")
 Progress = Callable[[str, "float | None"], None]
+T = TypeVar("T")
 
 
 class ModelMismatchError(ArtifactError):
     """An explicit model that is not the one the index was built with: a configuration error, never a fallback."""
 
 
-def open_service(index: str | None = None, model: str | None = None, *, device: str = "auto",
-                 mode: str | None = None, fallback: bool | None = None, starter_items: int | None = None,
-                 progress: Progress | None = None) -> SearchService:
-    """A ready SearchService for `index` (a folder, `owner/name[@rev]`, or "demo"), following the start-up policy.
+# -- the records ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Attempt:
+    """One source tried at start-up, and how it went."""
 
-    index, model, fallback and starter_items default to the settings (STYLISHI_INDEX, STYLISHI_MODEL,
-    STYLISHI_NO_FALLBACK, STYLISHI_STARTER_ITEMS). `progress(message, fraction_or_None)` hears each step (and the
-    starter build item by item); the console gets log lines and a tqdm bar either way.
-    Raises ModelMismatchError for a model that does not fit the index, and StyliShiError when nothing can be served.
-    """
-    settings = Settings()
-    index = str(index or settings.index).strip()
-    model = (model or settings.model or "").strip() or None
-    fallback = settings.fallback if fallback is None else bool(fallback)
-    starter_items = settings.starter_items if starter_items is None else int(starter_items)
-    run = _Run(settings, device, mode, progress)
+    source: str  # "folder" | "hub" | "cache" | "starter" | "demo"
+    target: str  # what was tried: a folder, "owner/name[@rev]", the starter's dataset, "demo"
+    outcome: str  # "served" | "failed" | "skipped"
+    reason: str = ""  # why it failed or was skipped ("" when served)
+    fix: str = ""  # what a person can do about it
+    note: str = ""  # when served: what exactly (the cached revision, the starter's size and revision)
 
+
+# What to do when a source fails and its own message does not say.
+FIX_FOLDER = ("rebuild the folder with `python build_index.py --out DIR` (or download it again) and pass --index DIR")
+FIX_HUB = ("check the repo id (--index OWNER/NAME[@REV], a dataset repo) and that the Hugging Face Hub is reachable "
+           "from here (HF_ENDPOINT, a proxy, HF_TOKEN for a private repo)")
+FIX_CACHE = "start once while the Hub is reachable, so that the index is cached; then HF_HUB_OFFLINE=1 starts from it"
+FIX_STARTER = "let the app reach the Hub once (the dataset STYLISHI_DATASET), or build an index yourself"
+NO_FALLBACK = ("Nothing is served in its place: the fallback to a starter index or the offline demo is off for an "
+               "index named with --index or STYLISHI_INDEX, and with --fallback none, --no-fallback or "
+               "STYLISHI_NO_FALLBACK=1. To serve the offline demo when it cannot be loaded, add --fallback demo "
+               "(STYLISHI_FALLBACK=demo); to serve your own catalog, build an index with "
+               "`python build_index.py --out DIR` and pass --index DIR.")
+_WHAT = {"folder": "the folder {}", "hub": "the Hub dataset repo {}", "cache": "the cached copy of {}",
+         "starter": "a starter index from the dataset {}", "demo": "the offline demo"}
+
+
+@dataclass(frozen=True)
+class StartupReport:
+    """Every attempt of one start-up; the page notice and the start-up error are rendered from it, and only here."""
+
+    asked_for: str
+    attempts: tuple[Attempt, ...]
+    fallback: str = "none"  # the fallback that was in force: none / starter / demo
+
+    @property
+    def served(self) -> Attempt | None:
+        return next((a for a in self.attempts if a.outcome == "served"), None)
+
+    def headline(self) -> str | None:
+        """One short line for the page; None when what was asked for is served."""
+        served = self.served
+        if served is None or served is self.attempts[0]:
+            return None
+        if served.source == "cache":
+            hub = next((a for a in self.attempts if a.source == "hub"), None)
+            why = f": {_first_sentence(hub.reason)}" if hub is not None and hub.reason else ""
+            return f"Serving the cached revision {served.note[:12]} of {split_ref(served.target)[0]}{why}."
+        if served.source == "starter":
+            return (f"Starter index of {served.note}: the index {self.asked_for} could not be loaded. Build and push "
+                    "the full index with build_index.py --push-to OWNER/NAME (see docs/hub.md).")
+        if served.source == "demo":
+            return f"Offline demo: the catalog index {self.asked_for} could not be loaded."
+        return f"Serving {_WHAT[served.source].format(served.target)}, not {self.asked_for}."
+
+    def details(self) -> list[str]:
+        """One line per failed or skipped attempt: what was tried, why it did not serve, and what to do."""
+        lines = []
+        for a in self.attempts:
+            if a.outcome == "served":
+                continue
+            what = _WHAT[a.source].format(a.target)
+            skipped = "skipped: " if a.outcome == "skipped" else ""
+            line = f"{what[0].upper()}{what[1:]}: {skipped}{a.reason.strip().rstrip('.')}."
+            lines.append(line + (f" To fix it: {a.fix.rstrip('.')}." if a.fix else ""))
+        return lines
+
+    def error(self) -> str:
+        """The one start-up error, when nothing could be served."""
+        tried = " ".join(f"({n}) {line}" for n, line in enumerate(self.details(), start=1)) or "(nothing to try)"
+        tail = NO_FALLBACK if self.fallback == "none" else "Nothing could be served in its place either."
+        return f"Could not open the catalog index {self.asked_for}. Tried: {tried} {tail}"
+
+
+class Failed(StyliShiError):
+    """A source that could not serve, with the reason and the fix kept apart (for the records)."""
+
+    outcome = "failed"
+
+    def __init__(self, reason: str, fix: str = ""):
+        super().__init__(reason)
+        self.reason, self.fix = reason, fix
+
+
+class Skipped(Failed):
+    """A source not tried at all (for example the Hub, in offline mode)."""
+
+    outcome = "skipped"
+
+
+@dataclass
+class Served:
+    service: SearchService
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    source: str
+    target: str
+
+
+Try = Callable[[Step], Served]
+
+
+# -- the plan and the loop --------------------------------------------------------------------------------------------
+def plan(settings: Settings) -> tuple[Step, ...]:
+    """The sources to try for these settings, in order."""
+    index, fallback = settings.index, settings.fallback_for_index()
     if index == DEMO and not Path(DEMO).exists():
-        return run.ready(run.demo(f"This is the offline demo ({_DEMO_WHAT}), served because --index {DEMO} asked "
-                                  f"for it. {_HOW_TO_REAL}"))
+        return (Step("demo", DEMO),)
     if is_local_ref(index):
-        service = run.local(index, model)
+        steps = [Step("folder", index)]
     else:
-        service = run.hub(index, model)
-        if service is None and fallback:
-            service = run.starter(index, model, settings.dataset, starter_items)
-    if service is not None:
-        return run.ready(service)
-    if not fallback:
-        if is_local_ref(index):
-            raise StyliShiError(_local_failure_message(index, run.tried))
-        raise StyliShiError(_failure_message(index, run.tried))
-    return run.ready(run.demo(_demo_notice(index, run.tried)))
+        steps = [Step("hub", index), Step("cache", index)]
+        if fallback in ("starter", "demo"):
+            steps.append(Step("starter", settings.dataset))
+    if fallback == "demo":
+        steps.append(Step("demo", DEMO))
+    return tuple(steps)
 
 
-# -- the steps --------------------------------------------------------------------------------------------------
-_DEMO_WHAT = "384 generated garments and a tiny random model, so matches follow colour and shape, not fashion sense"
-_HOW_TO_REAL = ("To serve a real catalog, start with --index OWNER/NAME (or STYLISHI_INDEX=OWNER/NAME) while the "
-                "Hugging Face Hub is reachable, or --index DIR for a folder made with build_index.py.")
+def run_plan(steps: tuple[Step, ...], tries: Mapping[str, Try], *, asked_for: str,
+             fallback: str = "none") -> tuple[Served | None, StartupReport]:
+    """Try each step in order until one serves; every try is recorded. A model mismatch stops everything."""
+    attempts: list[Attempt] = []
+    served = None
+    for step in steps:
+        try:
+            served = tries[step.source](step)
+        except ModelMismatchError:
+            raise
+        except Failed as exc:
+            attempts.append(Attempt(step.source, step.target, exc.outcome, exc.reason, exc.fix))
+            continue
+        except StyliShiError as exc:
+            attempts.append(Attempt(step.source, step.target, "failed", str(exc),
+                                    FIX_FOLDER if step.source == "folder" else ""))
+            continue
+        attempts.append(Attempt(step.source, step.target, "served", note=served.note))
+        break
+    return served, StartupReport(asked_for, tuple(attempts), fallback)
 
 
-class _Run:
-    """One start-up: what was tried (for the notice or the error) and whether the Hub is known to be away."""
+def open_service(index: str | None = None, model: str | None = None, *, device: str | None = None,
+                 mode: str | None = None, fallback: str | bool | None = None, starter_items: int | None = None,
+                 progress: Progress | None = None, settings: Settings | None = None,
+                 tries: Mapping[str, Try] | None = None) -> SearchService:
+    """A ready SearchService following the start-up policy; `service.startup` holds the report.
 
-    def __init__(self, settings: Settings, device: str, mode: str | None, progress: Progress | None):
+    The arguments override `settings` (default: Settings.from_env(), every setting checked): index is a folder,
+    `owner/name[@rev]` or "demo"; fallback is none/starter/demo (True = demo, False = none). `progress(message,
+    fraction_or_None)` hears each step; `tries` replaces how a source is tried (tests). Raises SettingError for a
+    bad setting, ModelMismatchError for a model that does not fit the index, and StyliShiError (the report's
+    error()) when nothing can be served.
+    """
+    settings = (settings or Settings.from_env()).merged(index=index, model=model, device=device, embed_mode=mode,
+                                                        fallback=fallback, starter_items=starter_items)
+    start = _Start(settings, progress)
+    fallback_in_force = settings.fallback_for_index()
+    served, report = run_plan(plan(settings), {**start.tries(), **(tries or {})}, asked_for=settings.index,
+                              fallback=fallback_in_force)
+    if served is None:
+        raise StyliShiError(report.error())
+    service = served.service
+    service.startup, service.notice = report, report.headline()
+    emb, cat = service.embedder, service.catalog
+    log.info("serving %s: %d items from %s, model %s%s (%s, %s), ready in %.1f s", service.source, len(cat), cat.root,
+             emb.model_id, f"@{emb.revision[:12]}" if emb.revision else "", emb.device, emb.mode,
+             time.perf_counter() - start.t0)
+    if service.notice:
+        log.warning("%s", service.notice)
+        for line in report.details():
+            log.warning("  %s", line)
+    return service
+
+
+# -- how each source is tried -----------------------------------------------------------------------------------------
+class _Start:
+    """One start-up's state: whether the Hub is known to be away (then everything reads the cache only)."""
+
+    def __init__(self, settings: Settings, progress: Progress | None):
         self.settings = settings
-        self.device = device
-        self.mode = mode
         self.progress = progress
-        self.tried: list[str] = []
-        self.hub_away: str | None = "offline mode is on (HF_HUB_OFFLINE=1)" if offline_mode() else None
+        self.local_files_only = offline_mode()
+        self.hub_away = "offline mode is on (HF_HUB_OFFLINE=1)" if self.local_files_only else ""
+        self.failed_download: Path | None = None
         self.t0 = time.perf_counter()
+
+    def tries(self) -> dict[str, Try]:
+        return {"folder": self.folder, "hub": self.hub, "cache": self.cache, "starter": self.starter,
+                "demo": self.demo}
 
     def step(self, message: str, fraction: float | None = None) -> None:
         log.info("%s", message)
@@ -110,98 +256,80 @@ class _Run:
             except Exception:  # noqa: BLE001 - a broken progress display must not stop the start-up
                 log.debug("progress callback failed", exc_info=True)
 
+    def _probe(self, repo: str, rev: str | None):
+        answer = probe(repo, "dataset", rev, timeout=self.settings.hub_timeout)
+        if answer.unreachable:
+            self.local_files_only, self.hub_away = True, answer.error
+            log.warning("the Hub is away (%s, after %.1f s): using the cache", answer.error, answer.seconds)
+        return answer
+
     # 1. a folder
-    def local(self, index: str, model: str | None) -> SearchService | None:
-        self.step(f"Loading the catalog index from the folder {index}")
+    def folder(self, step: Step) -> Served:
+        self.step(f"Loading the catalog index from the folder {step.target}")
+        return Served(self.load(Path(step.target).expanduser(), source=step.target))
+
+    # 2. a Hub repo
+    def hub(self, step: Step) -> Served:
+        if self.local_files_only:
+            raise Skipped(self.hub_away, "unset HF_HUB_OFFLINE to download it")
+        repo, rev = split_ref(step.target)
+        self.step(f"Asking the Hugging Face Hub for the dataset repo {step.target}")
+        answer = self._probe(repo, rev)
+        if not answer.ok:
+            raise Failed(answer.error, FIX_HUB)
+        self.step(f"Downloading the index {step.target} (commit {answer.sha[:12]}) into the Hugging Face cache")
+        root = resolve_index(step.target, local_files_only=False)
+        sha = snapshot_revision(root) or answer.sha
         try:
-            with cache_only(self.hub_away is not None):
-                return self.load(Path(index).expanduser(), model, source=index)
+            return Served(self.load(root, source=f"{repo}@{sha}"), note=sha)
         except ModelMismatchError:
             raise
         except StyliShiError as exc:
-            self.tried.append(f"the folder {index}: {exc}")
-            return None
+            self.failed_download = root
+            raise Failed(f"its revision {sha[:12]}: {exc}{_evicted(root, exc)}") from exc
 
-    # 2 and 3. a Hub repo, or its cached revision
-    def hub(self, ref: str, model: str | None) -> SearchService | None:
-        repo, rev = split_ref(ref)
-        answer = None
-        if self.hub_away is None:
-            self.step(f"Asking the Hugging Face Hub for the dataset repo {ref}")
-            answer = probe(repo, "dataset", rev, timeout=self.settings.hub_timeout)
-            if answer.unreachable:
-                self.hub_away = answer.error
-                log.warning("the Hub is away (%s, after %.1f s): using the cache", answer.error, answer.seconds)
-        if answer is not None and answer.ok:
-            self.step(f"Downloading the index {ref} (commit {answer.sha[:12]}) into the Hugging Face cache")
-            try:
-                root = resolve_index(ref, local_files_only=False)
-            except ArtifactError as exc:
-                self.tried.append(f"the Hub dataset repo {ref}: {exc}")
-            else:
-                sha = snapshot_revision(root) or answer.sha
+    # 3. its cached revision
+    def cache(self, step: Step) -> Served:
+        if self.failed_download is not None:
+            raise Skipped("the revision in the cache is the download that failed its check above")
+        try:
+            root = resolve_index(step.target, local_files_only=True)
+        except ArtifactError:
+            raise Failed("no revision of it is cached here", FIX_CACHE) from None
+        sha = snapshot_revision(root) or "?"
+        self.step(f"Using the cached revision {sha[:12]} of {step.target}")
+        try:
+            return Served(self.load(root, source=f"{split_ref(step.target)[0]}@{sha}"), note=sha)
+        except ModelMismatchError:
+            raise
+        except StyliShiError as exc:
+            raise Failed(f"its revision {sha[:12]}: {exc}{_evicted(root, exc)}") from exc
+
+    # 4. a starter index
+    def starter(self, step: Step) -> Served:
+        ds_repo, ds_rev = split_ref(step.target)
+        items, model = self.settings.starter_items, self.settings.model or None
+        why = self.hub_away
+        if not self.local_files_only:
+            self.step(f"Asking the Hub for the dataset {step.target}, to build a starter index")
+            answer = self._probe(ds_repo, ds_rev)
+            why = answer.error
+            if answer.ok:
+                out = cache_dir() / "starter" / f"{ds_repo}@{answer.sha}"
                 try:
-                    return self.load(root, model, source=f"{repo}@{sha}")
+                    service = self._cached_starter(out, model, items) or \
+                        self._build_starter(out, ds_repo, answer.sha, answer.license, model or DEFAULT_MODEL, items)
                 except ModelMismatchError:
                     raise
                 except StyliShiError as exc:
-                    self.tried.append(f"the Hub dataset repo {repo} at {sha[:12]}: {exc}{_evicted(root, exc)}")
-                    return None
-        why = self.hub_away or (answer.error if answer is not None else "") or "the download failed"
-        try:
-            root = resolve_index(ref, local_files_only=True)
-        except ArtifactError:
-            self.tried.append(f"the Hub dataset repo {ref}: {why}, and no revision of it is cached here")
-            return None
-        sha = snapshot_revision(root) or "?"
-        self.step(f"Using the cached revision {sha[:12]} of {ref} ({why})")
-        try:
-            with cache_only(self.hub_away is not None):
-                service = self.load(root, model, source=f"{repo}@{sha}")
-        except ModelMismatchError:
-            raise
-        except StyliShiError as exc:
-            self.tried.append(f"the cached revision {sha[:12]} of {ref}: {exc}{_evicted(root, exc)}")
-            return None
-        service.notice = f"Serving cached revision {sha[:12]} of {repo} ({why})."
-        return service
-
-    # 4. a starter index
-    def starter(self, index: str, model: str | None, dataset: str, items: int) -> SearchService | None:
-        ds_repo, ds_rev = split_ref(dataset)
-        starter_model = model or DEFAULT_MODEL
-        answer = None
-        if self.hub_away is None:
-            self.step(f"Asking the Hub for the dataset {dataset}, to build a starter index")
-            answer = probe(ds_repo, "dataset", ds_rev, timeout=self.settings.hub_timeout)
-            if answer.unreachable:
-                self.hub_away = answer.error
-        why_index = self.tried[-1].split(": ", 1)[-1] if self.tried else "it could not be loaded"
-        if answer is not None and answer.ok:
-            out = cache_dir() / "starter" / f"{ds_repo}@{answer.sha}"
-            try:
-                service = self._cached_starter(out, starter_model, items)
-                if service is None:
-                    licence = answer.license or card_license(ds_repo, "dataset", answer.sha)
-                    service = self._build_starter(out, ds_repo, answer.sha, licence, starter_model, items)
-            except ModelMismatchError:
-                raise
-            except StyliShiError as exc:
-                self.tried.append(f"a starter index from the dataset {ds_repo}: {exc}")
-            else:
-                service.notice = (f"Starter index of the first {len(service.catalog):,} items of {ds_repo} "
-                                  f"(revision {answer.sha[:12]}), built here because the index {index} could not be "
-                                  f"loaded: {why_index}. Build and push the full index with build_index.py "
-                                  f"--push-to OWNER/NAME (see docs/hub.md).")
-                return service
-        else:
-            why = self.hub_away or (answer.error if answer is not None else "")
-            self.tried.append(f"a starter index from the dataset {ds_repo}: {why}")
-        # The dataset cannot be read now: a starter built on an earlier start will do.
+                    why = str(exc)
+                else:
+                    return Served(service, f"the first {len(service.catalog):,} items of {ds_repo} "
+                                           f"(revision {answer.sha[:12]})")
+        # The dataset cannot be read (or built from) now: a starter built on an earlier start will do.
         for out in _starters_on_disk(ds_repo):
             try:
-                with cache_only(True):
-                    service = self._cached_starter(out, model, None)
+                service = self._cached_starter(out, model, None)
             except ModelMismatchError:
                 continue
             except StyliShiError as exc:
@@ -209,118 +337,116 @@ class _Run:
                 continue
             if service is not None:
                 sha = out.name.rsplit("@", 1)[-1]
-                service.notice = (f"Starter index of the first {len(service.catalog):,} items of {ds_repo} "
-                                  f"(revision {sha[:12]}, built on an earlier start), served from the cache because "
-                                  f"the index {index} could not be loaded: {why_index}.")
-                return service
-        return None
+                return Served(service, f"the first {len(service.catalog):,} items of {ds_repo} (revision "
+                                       f"{sha[:12]}, built on an earlier start)")
+        raise Failed(why or "it could not be built", FIX_STARTER)
 
     def _cached_starter(self, out: Path, model: str | None, items: int | None) -> SearchService | None:
         try:
             manifest = catalog_mod.read_manifest(out)
         except ArtifactError:
             return None
-        source = manifest.get("source") or {}
         built_with = manifest["model"]["id"]
-        if items is not None and source.get("starter_items") != items:
+        if items is not None and (manifest.get("source") or {}).get("starter_items") != items:
             return None  # built with another size: rebuild
         if model is not None and split_ref(model)[0] != built_with:
             if items is None:
                 raise ModelMismatchError(f"starter {out} was built with {built_with}, not {model}")
             return None
         self.step(f"Loading the starter index {out}")
-        return self.load(out, None, source=str(out))
+        return self.load(out, source=str(out), model=None)
 
     def _build_starter(self, out: Path, ds_repo: str, sha: str, licence: str | None, model: str,
                        items: int) -> SearchService:
         from . import builder
         from .embedder import Embedder
+        from .hub import resolve_model
 
         self.step(f"Building a starter index of the first {items:,} items of {ds_repo} with {model}", 0.0)
-        with cache_only(False):
-            model_dir, model_id, revision = resolve_model(model)
+        model_dir, model_id, revision = resolve_model(model, local_files_only=False)
         # Catalog vectors are always fp32 (the reference); queries then run in the app's mode.
-        embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=self.device, mode="fp32")
-        tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        records = builder.dataset_records(ds_repo, revision=sha, split="train")
-        source = {"kind": "hub-dataset", "id": ds_repo, "split": "train", "revision": sha, "licence": licence,
-                  "limit": items, "starter_items": items}
-        try:
-            report = builder.build(self._counted(records, items), embedder, tmp, limit=items, source=source,
-                                   progress=True)
+        embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=self.settings.device,
+                                 mode="fp32")
+        every = max(1, items // 50)
+
+        def read(n: int) -> None:
+            if n % every == 0:
+                self.step(f"Starter index: {min(n, items):,}/{items:,} items read", min(1.0, n / items))
+
+        def build(tmp: Path):
+            try:
+                report = builder.build_from_dataset(
+                    ds_repo, embedder, tmp, revision=sha, limit=items, on_record=read, progress=True,
+                    licence=licence or card_license(ds_repo, "dataset", sha), source={"starter_items": items})
+            except StyliShiError:
+                raise
+            except Exception as exc:  # datasets/network errors mid-stream: a reason, not a crash
+                raise StyliShiError(f"building it failed ({type(exc).__name__}: {str(exc).strip()[:300]})") from exc
             if report.validation_passed < report.validated:
                 raise StyliShiError(f"the starter index failed its self-check ({report.validation_passed}/"
                                     f"{report.validated} sampled items found themselves first)")
-            if out.exists():
-                shutil.rmtree(out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, out)
-        except StyliShiError:
-            raise
-        except Exception as exc:  # datasets/network errors mid-stream: a reason, not a crash
-            raise StyliShiError(f"building it failed ({type(exc).__name__}: {str(exc).strip()[:300]})") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            return report
+
+        report = build_then_replace(out, build)
         self.step(f"Starter index ready: {report.items:,} items in {report.seconds:.0f} s, cached in {out}", 1.0)
         del embedder
-        return self.load(out, None, source=str(out))
-
-    def _counted(self, records: Iterable, total: int) -> Iterator:
-        every = max(1, total // 50)
-        for n, record in enumerate(records, start=1):
-            if n % every == 0:
-                self.step(f"Starter index: {min(n, total):,}/{total:,} items read", min(1.0, n / total))
-            yield record
+        return self.load(out, source=str(out), model=None)
 
     # 5. the offline demo
-    def demo(self, notice: str) -> SearchService:
+    def demo(self, step: Step) -> Served:
         from .builder import build_demo
 
         out = cache_dir() / DEMO
         if (out / catalog_mod.MANIFEST).exists():
+            self.step(f"Loading the offline demo from {out}")
             try:
-                self.step(f"Loading the offline demo from {out}")
-                return self.load(out, None, source=DEMO, notice=notice)
-            except StyliShiError as exc:
+                return Served(self.load(out, source=DEMO, model=None))
+            except (ArtifactError, ModelError) as exc:  # damaged or from another version: build it again
                 log.warning("the cached offline demo at %s is not usable (%s): building it again", out, exc)
-        self.step(f"Building the offline demo into {out} (once; about 10 s)", 0.0)
-        tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+        self.step(f"Building the offline demo into {out} (once)", 0.0)
+
+        def build(tmp: Path) -> None:
             build_demo(tmp, progress=True)
             shutil.rmtree(tmp / "catalog_images", ignore_errors=True)  # the generated source pictures
-            if out.exists():
-                shutil.rmtree(out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return self.load(out, None, source=DEMO, notice=notice)
 
-    # -- shared -------------------------------------------------------------------------------------------------
-    def load(self, root: Path, model: str | None, *, source: str, notice: str | None = None) -> SearchService:
-        """Verify and load an index folder with the model its manifest names (an explicit other one is refused)."""
-        import stylishi
+        build_then_replace(out, build)
+        return Served(self.load(out, source=DEMO, model=None))
 
+    # -- shared ---------------------------------------------------------------------------------------------------
+    def load(self, root: Path, *, source: str, model: str | None | bool = True) -> SearchService:
+        """Verify and load an index folder with the model its manifest names (an explicit other one is refused).
+
+        model=True: the model of the settings (--model); None: the index's own.
+        """
+        from . import _same_model, load
+
+        model = (self.settings.model or None) if model is True else model
         manifest = catalog_mod.read_manifest(root)
         built_with = str(manifest["model"]["id"])
-        if model and not stylishi._same_model(model, built_with, root):
+        if model and not _same_model(model, built_with, root):
             raise ModelMismatchError(
                 f"The index {source} was built with the model {built_with}, but the model {model} was asked for "
                 f"(--model / STYLISHI_MODEL). Its vectors only make sense with {built_with}: drop --model (and "
                 f"unset STYLISHI_MODEL) to use it, or build an index with {model}.")
-        service = stylishi.load(root, model, device=self.device, mode=self.mode)
+        service = load(root, model, device=self.settings.device, mode=self.settings.embed_mode,
+                       local_files_only=self.local_files_only)
         service.source = source
-        service.notice = notice
         return service
 
-    def ready(self, service: SearchService) -> SearchService:
-        emb, cat = service.embedder, service.catalog
-        log.info("serving %s: %d items from %s, model %s%s (%s, %s), ready in %.1f s%s", service.source, len(cat),
-                 cat.root, emb.model_id, f"@{emb.revision[:12]}" if emb.revision else "", emb.device, emb.mode,
-                 time.perf_counter() - self.t0, f"; notice: {service.notice}" if service.notice else "")
-        return service
+
+def build_then_replace(out: Path, build: Callable[[Path], T]) -> T:
+    """Build into a temporary sibling folder, then put it in place of `out`: a half-built index is never served."""
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result = build(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
 
 
 def _starters_on_disk(ds_repo: str) -> list[Path]:
@@ -347,29 +473,6 @@ def _evicted(root: Path, exc: BaseException) -> str:
             "again.") if removed else ""
 
 
-def _demo_notice(index: str, tried: list[str]) -> str:
-    return (f"This is the offline demo ({_DEMO_WHAT}). The catalog index {index} could not be loaded. Tried: "
-            f"{_numbered(tried)}. {_HOW_TO_REAL}")
-
-
-def _failure_message(index: str, tried: list[str]) -> str:
-    return (f"Could not open the catalog index {index}, and the fallback to a starter index or the offline demo is "
-            f"off (STYLISHI_NO_FALLBACK=1 or --no-fallback). Tried: {_numbered(tried)}. To fix it: check the repo id "
-            "(OWNER/NAME[@REV], a dataset repo) and that the Hugging Face Hub is reachable from here (HF_ENDPOINT, "
-            "proxy, HF_TOKEN for a private repo); start once online so the index is cached, after which "
-            "HF_HUB_OFFLINE=1 starts from the cache; or build an index with `python build_index.py --out DIR` and "
-            "pass --index DIR; or unset STYLISHI_NO_FALLBACK to serve a starter index or the offline demo instead.")
-
-
-def _local_failure_message(index: str, tried: list[str]) -> str:
-    why = tried[-1].split(": ", 1)[-1] if tried else "it could not be loaded"
-    return (f"Could not open the catalog index folder {index}: {why.rstrip('.')}. The fallback to the offline demo is "
-            "off (STYLISHI_NO_FALLBACK=1 or --no-fallback), so nothing is served. To fix it: rebuild the folder with "
-            "`python build_index.py --out DIR` (or download it again) and pass --index DIR; or drop --no-fallback "
-            "(unset STYLISHI_NO_FALLBACK) to serve the offline demo instead.")
-
-
-def _numbered(tried: list[str]) -> str:
-    if not tried:
-        return "nothing could be tried"
-    return "; ".join(f"({n}) {line.rstrip('.')}" for n, line in enumerate(tried, start=1))
+def _first_sentence(text: str) -> str:
+    head = text.strip().split(". ", 1)[0].rstrip(".")
+    return head[:1].lower() + head[1:]

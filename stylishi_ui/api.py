@@ -70,7 +70,8 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
               f"OR-ed, fields AND-ed. Fields: {fields}.\n\n"
               "Returns:\n"
               "    A gallery of the matches, and a JSON list of the matches best first, each {rank, id, score (cosine "
-              "similarity), match (percent), name, category, article_type, colour, thumbnail (URL)}.\n")
+              "similarity), match (percent), name, category (the catalog's category, the values the category filter "
+              "takes), article_type, colour (\"\" when the catalog has none), thumbnail (URL)}.\n")
     search_image.__doc__ = (f"Find catalog products that look like a picture (a fashion visual search over "
                             f"{len(service.catalog):,} products).\n\nArgs:\n"
                             f"    image: the query picture, a JPEG, PNG or WebP file of at most "
@@ -78,7 +79,7 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
     search_text.__doc__ = ("Find catalog products matching a description such as 'red floral summer dress'.\n\n"
                            "Args:\n    text: what to look for, in a few words.\n" + common)
     more_like_this.__doc__ = ("Find catalog products similar to a catalog item, by its id (the `id` of a result from "
-                              "search_image or search_text).\n\nArgs:\n    item_id: the id of a catalog item.\n" + common)
+                              "search_image or search_text). The item itself is left out of the results.\n\nArgs:\n    item_id: the id of a catalog item.\n" + common)
 
     options = dict(concurrency_limit=concurrency, concurrency_id="search")
     compat.api_endpoint(search_image, [api_image, api_k, api_filters], [gallery, api_results], "search_image", **options)

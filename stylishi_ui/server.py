@@ -84,30 +84,39 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    settings = Settings()
+    """The flags; each left out (None) falls back to its environment variable (stylishi.config.Settings.from_env)."""
+    from stylishi.config import DEFAULT_INDEX_REPO, EMBED_MODES, FALLBACKS
+
     p = argparse.ArgumentParser(prog="app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--index", default=settings.index,
+    p.add_argument("--index", default=None,
                    help=f"catalog index: a local folder, a Hub dataset repo owner/name[@rev], or 'demo' for the "
-                        f"offline demo (env STYLISHI_INDEX; default {settings.index})")
-    p.add_argument("--model", default=settings.model or None,
+                        f"offline demo (env STYLISHI_INDEX; default {DEFAULT_INDEX_REPO})")
+    p.add_argument("--model", default=None,
                    help="CLIP model (env STYLISHI_MODEL; default: the one the index was built with)")
-    p.add_argument("--device", default=settings.device, help="cpu, cuda or auto (env STYLISHI_DEVICE; default auto)")
-    p.add_argument("--threads", type=int, default=settings.threads,
-                   help="torch/FAISS threads (env STYLISHI_THREADS; default all cores)")
-    p.add_argument("--mcp", action="store_true",
-                   default=os.environ.get("STYLISHI_MCP", "").strip().lower() in {"1", "true", "yes", "on"},
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (env STYLISHI_DEVICE; default auto)")
+    p.add_argument("--embed-mode", default=None, metavar="MODE",
+                   help=f"query embedding mode: {', '.join(EMBED_MODES)} (env STYLISHI_EMBED_MODE; default auto)")
+    p.add_argument("--threads", default=None, help="torch threads (env STYLISHI_THREADS; default 0 = all cores)")
+    p.add_argument("--mcp", action="store_true", default=None,
                    help='also serve the search endpoints as MCP tools (env STYLISHI_MCP=1; needs "gradio[mcp]")')
+    p.add_argument("--fallback", default=None, metavar="|".join(FALLBACKS),
+                   help="what to serve when the index cannot be loaded: none, a starter index (Hub indexes), or "
+                        "the starter index then the offline demo (env STYLISHI_FALLBACK; default: demo for the "
+                        "default index, none for an index named with --index or STYLISHI_INDEX)")
     p.add_argument("--no-fallback", action="store_true",
-                   help="serve the index asked for (Hub, cache or folder) or stop with one message; no starter index "
-                        "or offline demo (env STYLISHI_NO_FALLBACK=1)")
+                   help="the same as --fallback none (env STYLISHI_NO_FALLBACK=1)")
     return p.parse_args(argv)
 
 
-def load_service(args: argparse.Namespace):
-    """What the app serves: the index asked for, else the best that can be had (stylishi.startup's policy)."""
+def load_service(settings: Settings):
+    """What the app serves: the index asked for, else what its fallback allows (stylishi.startup's policy).
+
+    A folder or a Hub repo loads as is; with the Hub away a Hub index is served from the cache; the default index
+    (or one with --fallback) falls back to a starter index or the offline demo, and `service.startup` says why.
+    """
     from stylishi.startup import open_service
 
-    return open_service(args.index, args.model, device=args.device, fallback=False if args.no_fallback else None)
+    return open_service(settings=settings)
 
 
 def _stop_on_sigterm() -> None:
@@ -132,16 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     from stylishi.serving import warm_up
 
     t0 = time.perf_counter()
-    set_threads(args.threads, faiss_threads=1)
+    try:  # every setting checked before anything loads: one line naming it, no traceback, no wasted work
+        settings = Settings.from_env(index=args.index, model=args.model, device=args.device, threads=args.threads,
+                                     embed_mode=args.embed_mode, fallback="none" if args.no_fallback else args.fallback)
+    except StyliShiError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    set_threads(settings.threads, faiss_threads=1)
     try:
-        service = load_service(args)
+        service = load_service(settings)
     except StyliShiError as exc:
         log.error("cannot start: %s", exc)
         return 2
     loaded_s = time.perf_counter() - t0
     temp = prepare_environment()  # before gradio is imported (the core never imports it)
     warm_ms = warm_up(service)
-    mcp = args.mcp
+    mcp = settings.mcp if args.mcp is None else args.mcp
     if mcp and not mcp_available():
         log.warning('MCP was asked for (--mcp / STYLISHI_MCP) but the "mcp" package is missing: serving without '
                     'MCP. Install it with: pip install "gradio[mcp]"')

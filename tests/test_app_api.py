@@ -99,9 +99,10 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     top = results[0]
     assert top["id"] == ITEM and top["rank"] == 1
     assert top["score"] == pytest.approx(1.0, abs=1e-4)
-    assert set(top) >= {"rank", "id", "score", "match", "name", "category", "thumbnail"}
+    assert set(top) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour", "thumbnail"}
     assert top["thumbnail"].rsplit("/", 1)[-1] == f"{ITEM}.jpg"
-    assert top["name"] == "Grey polka dot t-shirt" and top["category"] == "Tshirts"
+    assert top["name"] == "Grey polka dot t-shirt"
+    assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Grey")
     assert [r["rank"] for r in results] == list(range(1, 11))
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
     assert gallery[0]["caption"].startswith("#1 · 100% match\nGrey polka dot t-shirt")
@@ -125,7 +126,13 @@ def test_text_search_returns_k_results(client):
 def test_more_like_this_by_id(client):
     gallery, results = client.predict(ITEM, 5, api_name="/more_like_this")
     assert len(results) == 5
-    assert results[0]["id"] == ITEM and results[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert ITEM not in {r["id"] for r in results} and [r["rank"] for r in results] == [1, 2, 3, 4, 5]
+    # A result's category (and type, colour) passed back as a filter is understood.
+    top = results[0]
+    _, same = client.predict(ITEM, 5, {"category": top["category"], "article_type": top["article_type"],
+                                       "colour": top["colour"]}, api_name="/more_like_this")
+    assert same and all((r["category"], r["article_type"], r["colour"]) == (top["category"], top["article_type"],
+                                                                             top["colour"]) for r in same)
 
 
 def test_filters_narrow_results(client, demo_index, items):

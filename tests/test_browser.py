@@ -239,15 +239,14 @@ def test_text_search_more_like_this_and_filters(page, app_url):
     found = wait_for_results(page)
     assert len(found) == 10 and "text search" in page.locator("#timings").inner_text()
 
-    # Click a result: "More like this" searches with that item's stored vector, so it comes back first.
+    # Click a result: "More like this" searches with that item's stored vector (the item itself left out).
     third = found[2].split("\n")[1]
     page.locator("#results .thumbnail-item").nth(2).click()
     page.locator("#selected").filter(has_text=third).wait_for()
     before = page.locator("#timings").inner_text()
     page.locator("#more-like-this").click()
-    found = wait_for_results(page, third, previous_status=before)
-    assert found[0].startswith(f"#1 · 100% match\n{third}")
-    assert "“more like this”" in page.locator("#timings").inner_text()
+    found = wait_for_results(page, previous_status=before)
+    assert len(found) == 10 and "“more like this”" in page.locator("#timings").inner_text()
 
     # A colour filter reruns the same query and narrows it.
     page.get_by_text("Filters and number of results").click()

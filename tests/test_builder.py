@@ -81,6 +81,66 @@ def test_folder_metadata_csv_and_limit(tmp_path, messy_folder, embedder):
     assert set(items.columns) >= {"id", "name", "colour", "gender", "thumbnail"}
 
 
+def test_folder_indexes_pictures_the_metadata_does_not_list(tmp_path, messy_folder, embedder):
+    """6 pictures, a metadata.csv with 2 of them and 1 row naming no picture: all 6 are indexed, both kinds of
+    mismatch are in the summary, and nothing is invented for the unlisted pictures (no category, colour, ...)."""
+    pd.DataFrame({"file_name": ["red-dress.png", "shoes/black.png", "gone.png"], "id": ["SKU-1", "", "SKU-9"],
+                  "name": ["Red dress", "Black shoes", "Gone"], "category": ["Apparel", "Footwear", "Apparel"],
+                  "articleType": ["Dresses", "Casual Shoes", "Tops"]}).to_csv(messy_folder / "metadata.csv",
+                                                                            index=False)
+    source = builder.folder_records(messy_folder)
+    report = builder.build(source, embedder, tmp_path / "out", progress=False)
+    assert report.items == 6 and report.validation_passed == report.validated == 6
+    assert sorted(source.unlisted) == ["blue-cap.jpg", "green-skirt.webp", "pink-bag.png", "shoes/brown.jpg"]
+    assert source.missing == ["gone.png"]
+    summary = report.summary()
+    assert "4 pictures not in metadata.csv: indexed with ids from their file names" in summary
+    assert "1 row of metadata.csv with no picture in the folder: not indexed (gone.png)" in summary
+    items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("id")
+    assert set(items.index) == {"SKU-1", "shoes/black", "blue-cap", "green-skirt", "pink-bag", "shoes/brown"}
+    assert items.loc["SKU-1", ["name", "category", "article_type"]].tolist() == ["Red dress", "Apparel", "Dresses"]
+    assert items.loc["shoes/black", "name"] == "Black shoes"  # an empty id cell: the id comes from the file name
+    assert items.loc[["blue-cap", "pink-bag"], ["name", "category", "article_type"]].isna().all().all()
+    # Every picture listed and every row found: no note at all.
+    (messy_folder / "metadata.csv").write_text("file_name,name\nred-dress.png,Red dress\n")
+    for name in ("blue-cap.jpg", "green-skirt.webp", "pink-bag.png", "shoes/black.png", "shoes/brown.jpg"):
+        (messy_folder / name).unlink()
+    assert builder.folder_records(messy_folder).notes == []
+
+
+def test_folder_without_metadata_invents_no_category(tmp_path, embedder):
+    """Pictures sorted into subfolders (dresses/, shoes/) keep their path as id; the folder is not made a label."""
+    for sub, kind in (("dresses", "Dresses"), ("shoes", "Casual Shoes")):
+        (tmp_path / "photos" / sub).mkdir(parents=True)
+        for i in range(2):
+            garment_picture(kind, "Red", "Solid", seed=i).save(tmp_path / "photos" / sub / f"{i}.png")
+    source = builder.folder_records(tmp_path / "photos")
+    assert [r.id for r in source] == ["dresses/0", "dresses/1", "shoes/0", "shoes/1"]
+    assert all(r.metadata == {} for r in source) and source.notes == []
+    builder.build(source, embedder, tmp_path / "out", progress=False)
+    from stylishi import catalog as catalog_mod
+
+    svc = stylishi.SearchService(embedder, catalog_mod.load(tmp_path / "out"))
+    top = svc.search_image(tmp_path / "photos" / "shoes" / "1.png", k=1).results[0]
+    assert (top.id, top.name, top.category, top.article_type, top.colour) == ("shoes/1", "shoes/1", "", "", "")
+    assert svc.filter_values == {}
+
+
+def test_build_is_quiet(tmp_path, messy_folder, embedder, caplog, capfd):
+    """Validation logs no query lines; skip messages are for a build log, not for a web page; no framework bars."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    builder.build(builder.folder_records(messy_folder), embedder, tmp_path / "out", progress=False)
+    assert not [r for r in caplog.records if r.name == "stylishi.query"]
+    skips = sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped "))
+    assert len(skips) == 5 and not any("Please" in m or "upload" in m for m in skips), skips
+    assert "skipped truncated.png: the picture is damaged or incomplete (the file may have been cut off)" in skips
+    assert "skipped empty.png: the file is empty (0 bytes)" in skips
+    err = capfd.readouterr().err
+    assert "Downloading data" not in err and "Generating train split" not in err
+
+
 def test_dataset_source_maps_fashion_columns(tmp_path, embedder):
     """A dataset laid out like ashraq/fashion-product-images-small, read through `datasets` streaming."""
     repo = tmp_path / "fashion"
@@ -143,12 +203,25 @@ def test_cli_demo_then_images_build(tmp_path, messy_folder):
     assert svc.search_image(tmp_path / "demo" / "catalog_images" / "demo-0123.png", k=1).results[0].id == "demo-0123"
 
     done = run_cli("--images", str(messy_folder), "--model", str(tmp_path / "demo" / "model"), "--out",
-                   str(tmp_path / "folder"), "--index-factory", "HNSW16", "--no-progress")
+                   str(tmp_path / "folder"), "--index-factory", "HNSW16")
     assert done.returncode == 0, done.stderr
     assert "skipped      5 (5 unreadable image)" in done.stdout and "IndexHNSWFlat" in done.stdout
+    # Quiet: the one progress bar, one line per skipped file written for a build, nothing from the frameworks.
+    err = done.stderr
+    assert "embedding: 100%" in err and err.count("WARNING stylishi.builder: skipped ") == 5, err
+    for noise in ('"event":"query"', "Downloading data", "Generating train split", "Loading weights", "Please",
+                  "Warning", "INFO "):
+        assert noise not in err, (noise, err)
 
 
-def test_cli_reports_errors_without_a_traceback(tmp_path):
+def test_cli_reports_errors_without_a_traceback(tmp_path, messy_folder):
+    # A wrong folder is said first (before any model is fetched), then a wrong model.
     done = run_cli("--images", str(tmp_path / "missing"), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o"))
     assert done.returncode == 2
+    assert f"error: The image folder {tmp_path / 'missing'} does not exist" in done.stderr and "Traceback" not in done.stderr
+    done = run_cli("--images", str(messy_folder), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
     assert "error: Could not load the CLIP model" in done.stderr and "no such folder" in done.stderr and "Traceback" not in done.stderr
+    # Offline, the default model not cached: the message says how to build offline.
+    done = run_cli("--images", str(messy_folder), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--model demo_index/model" in done.stderr and "Traceback" not in done.stderr

@@ -55,7 +55,9 @@ def test_every_catalog_item_finds_itself_first(service, demo_index):
         res = service.search_image(demo_index / "catalog_images" / f"{item_id}.png", k=3)
         assert res.results[0].id == item_id
         assert res.results[0].score == pytest.approx(1.0, abs=1e-4)
-        assert res.results[0].match == pytest.approx(100.0, abs=0.1)
+        fit = service.calibration.get("image")  # % match: the calibrated chance of the same article type
+        expected = fit.probability(res.results[0].score) * 100 if fit else 100.0
+        assert res.calibrated == (fit is not None) and res.results[0].match == pytest.approx(expected, abs=0.1)
 
 
 def test_response_shape_and_timings(service, demo_index):
@@ -67,7 +69,7 @@ def test_response_shape_and_timings(service, demo_index):
     assert res.timings_ms["total"] >= res.timings_ms["embed"] > 0
     assert res.catalog_size == 384 and res.query == "image"
     top = res.results[0]
-    assert top.name == "Red t-shirt" and top.category == "Tshirts"
+    assert top.name == "Red t-shirt" and (top.category, top.article_type, top.colour) == ("Apparel", "Tshirts", "Red")
     assert top.metadata["colour"] == "Red" and "thumbnail" not in top.metadata
     thumb = Path(top.thumbnail)
     assert thumb.is_file() and thumb.name == "demo-0000.jpg"
@@ -100,14 +102,38 @@ def test_text_and_more_like_this(service):
     res = service.search_text("  red   floral summer dress ", k=4, filters={"category": "Apparel"})
     assert len(res.results) == 4 and res.query == "text"
     assert all(r.metadata["category"] == "Apparel" for r in res.results)
+
+
+def test_more_like_this_leaves_the_item_out(service):
+    """"More like this" answers the item's nearest neighbours: the stored-vector ranking, without the item itself."""
+    from stylishi.index import reconstruct
+
+    vector = reconstruct(service.catalog.index, [service.catalog.row_of("demo-0010")])[0]
+    ranking = [r.id for r in service.search_vector(vector, k=4).results]
+    assert ranking[0] == "demo-0010"  # the item is its own best match, hence left out below
     similar = service.search_item("demo-0010", k=3)
-    assert similar.results[0].id == "demo-0010" and similar.results[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [r.id for r in similar.results] == ranking[1:] and [r.rank for r in similar.results] == [1, 2, 3]
+    # With a filter the item fails, and with one it passes: k others either way.
+    red = service.search_item("demo-0010", k=5, filters={"colour": "Red"}).results
+    blue = service.search_item("demo-0010", k=5, filters={"colour": "Blue"}).results
+    assert len(red) == len(blue) == 5 and "demo-0010" not in {r.id for r in red + blue}
+
+
+def test_a_results_fields_work_as_filters(service):
+    """category, article_type and colour of a result are catalog values: passed back as filters they narrow."""
+    top = service.search_text("red floral summer dress", k=1).results[0]
+    assert top.category and top.article_type and top.colour
+    for column in ("category", "article_type", "colour"):
+        value = getattr(top, column)
+        assert value == top.metadata[column]
+        res = service.search_text("red floral summer dress", k=20, filters={column: value}).results
+        assert res and all(r.metadata[column] == value and getattr(r, column) == value for r in res)
 
 
 @pytest.mark.parametrize("call,message", [
     (lambda s: s.search_text("", k=3), "Type a few words"),
     (lambda s: s.search_text("   \n\t ", k=3), "Type a few words"),
-    (lambda s: s.search_text("x" * 10_000, k=3), "under 500"),
+    (lambda s: s.search_text("x" * 10_000, k=3), "at most 500 characters"),
     (lambda s: s.search_text("dress", k=0), "from 1 to 50"),
     (lambda s: s.search_text("dress", k=51), "from 1 to 50"),
     (lambda s: s.search_text("dress", k="many"), "whole number"),

@@ -181,7 +181,7 @@ def image_cases(demo_index: Path) -> list[Case]:
 # API text / item / k / filter cases: (id, endpoint, data, message regex or None when accepted)
 QUERY_CASES = [
     ("text-10000-chars", "search_text", [TYPED + " " + "dress " * 1700, 5, None],
-     r"\d+ characters long; please keep it under 500"),
+     r"\d+ characters long; please keep it to at most 500 characters"),
     ("text-empty", "search_text", ["", 5, None], "Type a few words"),
     ("text-whitespace", "search_text", [" \t\n  \u3000 ", 5, None], "Type a few words"),
     ("text-null", "search_text", [None, 5, None], "Type a few words"),
@@ -367,7 +367,7 @@ def test_hostile_queries_through_the_page(page, service):
     cols = list(service.filter_values)
     colour = [["Plaid"] if c == "colour" else [] for c in cols]
     refused = [
-        (lambda: on_text("dress " * 2000, 5, None, *none), r"characters long; please keep it under 500"),
+        (lambda: on_text("dress " * 2000, 5, None, *none), r"characters long; please keep it to at most 500 characters"),
         (lambda: on_text("", 5, None, *none), "Type a few words"),
         (lambda: on_text(" \t\u3000 ", 5, None, *none), "Type a few words"),
         (lambda: on_text("dress", 0, None, *none), "from 1 to 50; got 0"),

@@ -400,13 +400,17 @@ def test_nothing_reachable_serves_the_offline_demo_or_stops_with_one_clear_messa
             open_service(fallback=False)
         except StyliShiError as exc:
             emit(error=str(exc))
+        try:
+            open_service("owner/not-here")  # named: no fallback, so no starter index or demo either
+        except StyliShiError as exc:
+            emit(named_error=str(exc), demo_after_named=os.path.exists(os.environ["STYLISHI_CACHE"] + "/demo"))
         t0 = time.perf_counter()
         s = open_service()
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         again = open_service()
-        emit(notice=s.notice, source=s.source, count=len(s.catalog), first=first, again=time.perf_counter() - t0,
-             same=again.catalog.manifest["built_at"] == s.catalog.manifest["built_at"],
+        emit(notice=s.notice, details=s.startup.details(), source=s.source, count=len(s.catalog), first=first,
+             again=time.perf_counter() - t0, same=again.catalog.manifest["built_at"] == s.catalog.manifest["built_at"],
              top=again.search_text("red dress", k=1).results[0].id is not None)
         os.environ["STYLISHI_NO_FALLBACK"] = "1"
         try:
@@ -419,10 +423,17 @@ def test_nothing_reachable_serves_the_offline_demo_or_stops_with_one_clear_messa
                  "build_index.py", "HF_HUB_OFFLINE"):
         assert part in error, part
     assert out["env_error"] == error
-    notice = out["notice"]
-    assert notice.startswith("This is the offline demo") and DEFAULT_INDEX_REPO in notice
-    assert f"a starter index from the dataset {DEFAULT_DATASET}" in notice
-    assert "could not be reached" in notice and "--index OWNER/NAME" in notice
+    named = out["named_error"]  # issue 15.2: a named index that cannot be had is an error, never the demo
+    assert named.startswith("Could not open the catalog index owner/not-here.") and "could not be reached" in named
+    assert "starter index from the dataset" not in named and "--fallback demo" in named
+    assert not out["demo_after_named"]
+    # One short line on the page; the reasons, one per source tried, for its <details>.
+    assert out["notice"] == f"Offline demo: the catalog index {DEFAULT_INDEX_REPO} could not be loaded."
+    hub, cache, starter = out["details"]
+    assert hub.startswith(f"The Hub dataset repo {DEFAULT_INDEX_REPO}: ") and "could not be reached" in hub
+    assert "--index OWNER/NAME" in hub  # how to point the app at a real index
+    assert cache.startswith(f"The cached copy of {DEFAULT_INDEX_REPO}: no revision of it is cached here")
+    assert starter.startswith(f"A starter index from the dataset {DEFAULT_DATASET}: ") and "could not be reached" in starter
     assert out["source"] == "demo" and out["count"] == 384 and out["top"]
     assert out["same"] and out["again"] < out["first"] / 3  # built once, then loaded from the cache
     assert (tmp_path / "stylishi" / "demo" / "manifest.json").is_file()
@@ -545,16 +556,19 @@ def test_gpu_method_is_the_plain_method_without_spaces_and_spaces_gpu_with_it(mo
 
 
 def test_settings_for_the_start_up_policy(monkeypatch):
-    for name in ("STYLISHI_DATASET", "STYLISHI_STARTER_ITEMS", "STYLISHI_NO_FALLBACK", "STYLISHI_HUB_TIMEOUT"):
+    for name in ("STYLISHI_DATASET", "STYLISHI_STARTER_ITEMS", "STYLISHI_NO_FALLBACK", "STYLISHI_FALLBACK",
+                 "STYLISHI_HUB_TIMEOUT", "STYLISHI_INDEX"):
         monkeypatch.delenv(name, raising=False)
     s = Settings()
-    assert (s.dataset, s.starter_items, s.fallback, s.hub_timeout) == (DEFAULT_DATASET, 2000, True, 5.0)
+    assert (s.dataset, s.starter_items, s.fallback, s.hub_timeout) == (DEFAULT_DATASET, 2000, "auto", 5.0)
+    assert s.fallback_for_index() == "demo"  # the default index falls back
+    assert Settings.from_env(index="owner/idx").fallback_for_index() == "none"  # a named one does not
     monkeypatch.setenv("STYLISHI_STARTER_ITEMS", "500")
     monkeypatch.setenv("STYLISHI_NO_FALLBACK", "1")
     monkeypatch.setenv("STYLISHI_HUB_TIMEOUT", "0.5")
     monkeypatch.setenv("STYLISHI_DATASET", "me/shop@v2")
     s = Settings()
-    assert (s.dataset, s.starter_items, s.fallback, s.hub_timeout) == ("me/shop@v2", 500, False, 0.5)
+    assert (s.dataset, s.starter_items, s.fallback, s.hub_timeout) == ("me/shop@v2", 500, "none", 0.5)
     monkeypatch.setenv("STYLISHI_HUB_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="STYLISHI_HUB_TIMEOUT"):
         Settings()
