@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 THUMBS = "/media/thumbs"
 EXAMPLES = "/media/examples"
 PICTURE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
-_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")  # catalog names, and "_missing.jpg"
 
 
 class Media:

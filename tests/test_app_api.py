@@ -188,9 +188,35 @@ def test_notice_banner_is_shown_when_the_service_has_one(service):
 
     assert banner(service)["visible"] is False
     noted = copy.copy(service)
+    noted.startup = None
     noted.notice = "This is the offline demo <catalog>: run build_index.py for a real one."
     props = banner(noted)
     assert props["visible"] is True and "offline demo &lt;catalog&gt;" in props["value"]
+
+
+def test_the_start_up_notice_is_one_line_with_the_reasons_folded(service):
+    """From service.startup (stylishi.startup.StartupReport): the headline as one line, each failed or skipped
+    attempt as a line inside a <details> element (escaped), nothing when the index asked for is served."""
+    import copy
+
+    from stylishi.startup import Attempt, StartupReport
+    from stylishi_ui.cards import notice_html
+
+    report = StartupReport(asked_for="acme/<shop>", fallback="demo", attempts=(
+        Attempt("hub", "acme/<shop>", "failed", reason="The Hub did not answer in 5 s.", fix="check HF_ENDPOINT"),
+        Attempt("cache", "acme/<shop>", "skipped", reason="Nothing is cached."),
+        Attempt("demo", "demo", "served")))
+    fallen = copy.copy(service)
+    fallen.startup, fallen.notice = report, report.headline()
+    html = notice_html(fallen)
+    head, folded = html.split("<details>", 1)
+    assert head == "<p>Offline demo: the catalog index acme/&lt;shop&gt; could not be loaded.</p>"
+    assert folded.startswith("<summary>") and folded.count("<li>") == 2 and "The Hub did not answer" in folded
+    assert "acme/<shop>" not in html
+    served = copy.copy(service)
+    served.startup = StartupReport(asked_for="x", attempts=(Attempt("folder", "x", "served"),))
+    served.notice = None
+    assert notice_html(served) == ""
 
 
 # -- raw HTTP, limits, privacy ----------------------------------------------------------------------------------------
