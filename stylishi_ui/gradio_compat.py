@@ -48,7 +48,9 @@ def root_url(request: gr.Request | None) -> str:
     try:
         from gradio import route_utils
 
-        return route_utils.get_root_url(request=raw, route_path=route_utils.get_api_call_path(request=raw),
+        path = raw.url.path.rstrip("/")
+        at = path.rfind("/gradio_api/")  # the route below the app's root: /gradio_api/queue/join, .../run/predict
+        return route_utils.get_root_url(request=raw, route_path=path[at:] if at >= 0 else path,
                                         root_path=raw.scope.get("root_path") or None).rstrip("/")
     except Exception:  # an unusual proxy setup: root-relative URLs still work against the app's address
         return ""

@@ -8,8 +8,9 @@
 - one file per upload request (Gradio would take 1,000);
 - `/gradio_api/file=<one of the app's /media URLs>` (how gradio_client downloads a gallery picture) is answered
   from that /media route;
-- a file input (any `"path"` in a JSON body) must name an upload this server received, or one of the app's own
-  pictures: anything else is refused with one message that says nothing about whether the path exists.
+- a file input (any `"path"` in a JSON body's `data`, the event's inputs) must name an upload this server received,
+  or one of the app's own pictures: anything else is refused with one message that says nothing about whether the
+  path exists.
 
 Pure ASGI (no Gradio import), so the same rules hold for the page's queue, the API, /run, MCP and anything added
 later. Client addresses are the TCP peer: behind a proxy, every visitor shares the proxy's address (set the limit at
@@ -148,7 +149,9 @@ class RequestGuard:
                 payload = json.loads(body)
             except ValueError:
                 payload = None  # Gradio refuses it on its own
-            if any(not self.gate.allows(p) for p in _paths(payload)):
+            # The event's inputs only: `event_data` (a clicked gallery item's URL) is never opened as a file.
+            inputs = payload.get("data") if isinstance(payload, dict) else None
+            if any(not self.gate.allows(p) for p in _paths(inputs)):
                 await _answer(send, 400, NOT_HERE)
                 return
         await self.app(scope, _replay(body, receive), send)

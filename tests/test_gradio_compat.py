@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WHERE = "update stylishi_ui/gradio_compat.py::{fn} (written for gradio {version})"
 # Names reached through Gradio objects or modules that are not part of its documented API.
 PRIVATE = {"preprocess", "api_info_as_input", "route_utils", "get_upload_folder", "upload_file_set", "temp_file_sets",
-           "temp_files", "state_holder", "session_data", "time_last_used", "get_root_url", "get_api_call_path"}
+           "temp_files", "state_holder", "session_data", "time_last_used", "get_root_url", "_queue"}
 
 
 def moved(fn: str) -> str:
@@ -107,5 +107,4 @@ def test_the_private_functions_keep_their_signatures():
 
     assert list(inspect.signature(route_utils.get_root_url).parameters) == ["request", "route_path", "root_path"], \
         moved("root_url")
-    assert "request" in inspect.signature(route_utils.get_api_call_path).parameters, moved("root_url")
     assert callable(utils.get_upload_folder), moved("upload_folder")
