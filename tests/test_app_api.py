@@ -106,8 +106,8 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Grey")
     assert [r["rank"] for r in results] == list(range(1, 11))
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
-    assert re.match(r"#1 · (\d+% match|similarity \d\.\d\d)\nGrey polka dot t-shirt\nTshirts · Grey$",
-                    gallery[0]["caption"]), gallery[0]["caption"]
+    # The demo index is calibrated: "% match" is the chance of the same article type, not the raw cosine.
+    assert re.match(r"#1 · [\d.]+% match\nGrey polka dot t-shirt", gallery[0]["caption"]), gallery[0]["caption"]
     assert Path(gallery[0]["image"]).name == f"{ITEM}.jpg" and Path(gallery[0]["image"]).is_file()
 
 
