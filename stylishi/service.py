@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import calibration
 from . import index as faiss_index
 from .catalog import FILTERABLE, Catalog
 from .config import Limits
@@ -49,6 +50,8 @@ class SearchService:
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
         self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
         self.metrics = Metrics()  # every query and refusal, for the stats view; see stylishi.metrics
+        # raw cosine → chance of the query's article type, by query kind ({} for an index without one: raw % shown)
+        self.calibration = calibration.from_manifest(catalog.manifest)
 
     # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     def search_image(self, image: ImageInput, k: int = 10, filters: Filters | None = None) -> SearchResponse:
@@ -160,14 +163,17 @@ class SearchService:
         scores, rows = faiss_index.search(self.catalog.index, vector, k + (exclude is not None), allowed)
         t_format = time.perf_counter()
         hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != exclude][:k]
-        results = [self._result(rank, row, score) for rank, (row, score) in enumerate(hits, start=1)]
+        fit = self.calibration.get("text" if kind == "text" else "image")
+        matches = (fit.probability([s for _, s in hits]) if fit else np.clip([s for _, s in hits], 0.0, 1.0)) * 100
+        results = [self._result(rank, row, score, float(match))
+                   for rank, ((row, score), match) in enumerate(zip(hits, matches), start=1)]
         t_end = time.perf_counter()
         timings = {**{k_: round(v * 1000, 3) for k_, v in stages.items()},
                    "search": round((t_format - t_search) * 1000, 3),
                    "format": round((t_end - t_format) * 1000, 3),
                    "total": round((t_end - t0) * 1000, 3)}
         return SearchResponse(results=results, timings_ms=timings, catalog_size=len(self.catalog), query=kind,
-                              vector=np.asarray(vector, dtype=np.float32).reshape(-1))
+                              vector=np.asarray(vector, dtype=np.float32).reshape(-1), calibrated=fit is not None)
 
     def _observed(self, kind: str, k: Any, filters: Filters | None, search, *, text_chars: int | None = None
                   ) -> SearchResponse:
@@ -196,12 +202,11 @@ class SearchService:
             out[column] = sorted({known[v] for v in values if v in known})
         return out
 
-    def _result(self, rank: int, row: int, score: float) -> SearchResult:
+    def _result(self, rank: int, row: int, score: float, match: float) -> SearchResult:
         item = self.catalog.items.iloc[row]
         metadata = {k: _plain(v) for k, v in item.items() if k not in ("id", "thumbnail") and _plain(v) is not None}
         return SearchResult(rank=rank, id=str(item["id"]), score=round(score, 6),
-                            match=round(max(0.0, min(1.0, score)) * 100, 1),
-                            name=str(metadata.get("name") or item["id"]),
+                            match=round(match, 1), name=str(metadata.get("name") or item["id"]),
                             category=str(metadata.get("category") or ""),
                             article_type=str(metadata.get("article_type") or ""),
                             colour=str(metadata.get("colour") or ""),

@@ -55,7 +55,9 @@ def test_every_catalog_item_finds_itself_first(service, demo_index):
         res = service.search_image(demo_index / "catalog_images" / f"{item_id}.png", k=3)
         assert res.results[0].id == item_id
         assert res.results[0].score == pytest.approx(1.0, abs=1e-4)
-        assert res.results[0].match == pytest.approx(100.0, abs=0.1)
+        fit = service.calibration.get("image")  # % match: the calibrated chance of the same article type
+        expected = fit.probability(res.results[0].score) * 100 if fit else 100.0
+        assert res.calibrated == (fit is not None) and res.results[0].match == pytest.approx(expected, abs=0.1)
 
 
 def test_response_shape_and_timings(service, demo_index):
