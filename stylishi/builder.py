@@ -379,7 +379,10 @@ def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tu
     """Load the artifact the way the app will (checksums, counts, dim) and check that each sampled picture finds its
     own item first. It searches the loaded index directly: the service's per-query log and stats are for served
     queries, not for a build's self-check."""
-    catalog = catalog_mod.load(out, expected_dim=embedder.dim)
+    from .service import check_compatible
+
+    catalog = catalog_mod.load(out)
+    check_compatible(catalog.manifest, embedder, root=out)
     if not sample:
         return 0, []
     ids = catalog.items["id"].astype(str).to_numpy()
