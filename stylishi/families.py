@@ -64,6 +64,18 @@ def of_manifest(manifest: dict[str, Any]) -> str:
     return str((manifest.get("model") or {}).get("family") or DEFAULT)
 
 
+def of_folder(ref: str) -> str | None:
+    """The family of a model given as a local folder (its config.json), without loading it; None if unknown."""
+    import json
+    from pathlib import Path
+
+    config = Path(str(ref)).expanduser() / "config.json"
+    try:
+        return str(json.loads(config.read_text()).get("model_type") or "") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def label(name: str) -> str:
     known = FAMILIES.get(name)
     return known.label if known else name
