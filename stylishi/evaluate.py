@@ -37,7 +37,7 @@ import numpy as np
 from .errors import StyliShiError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import SearchService
+    from .service import SearchService
 
 log = logging.getLogger(__name__)
 
