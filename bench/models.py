@@ -62,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             emb = Embedder.load(folder, device="cpu", mode=mode, check_fidelity=False)
             setups.append({"arch": arch, "asked": mode, "emb": emb, "load_s": time.perf_counter() - t0,
                            "image": [], "text": []})
+            print(f"loaded {arch} {mode} -> {emb.mode} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     picture = garment_picture("Dresses", "Red", "Striped", seed=3)
     query = "red striped summer dress"
     for s in setups:  # warm-up: first calls allocate and compile
         for _ in range(3):
             s["emb"].embed_images([picture])
             s["emb"].embed_texts([query])
+    print(f"measuring: {args.calls} rounds of {len(setups)} set-ups", file=sys.stderr, flush=True)
     load_before = os.getloadavg()
     for i in range(args.calls):
         order = setups[i % len(setups):] + setups[:i % len(setups)]  # rotate who goes first
