@@ -357,7 +357,8 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
             (out / name).unlink(missing_ok=True)
     model_ref = _model_ref(embedder, out)
     catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
-                      model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
+                      model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode,
+                             "family": embedder.family.name},
                       source=source or {})
     if calibrate:
         from .calibration import calibrate_index
