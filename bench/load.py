@@ -36,8 +36,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import ROOT, http_call, http_search, jpeg, pct, rss_mb, start_app, webcam_frame  # noqa: E402
+from benchmark import ROOT, http_call, http_search, jpeg, pct, rss_mb, start_app, webcam_frame  # this folder
 
 MAX_SECONDS = 600
 MAX_CLIENTS = 64

@@ -259,18 +259,19 @@ def quiet_frameworks() -> Iterator[None]:
 # -- the build -------------------------------------------------------------------------------------------------
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
-          progress: bool = True, seed: int = 0) -> BuildReport:
+          progress: bool = True, seed: int = 0, calibrate: bool = True) -> BuildReport:
     """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
 
     A source with `notes` (FolderSource) has them added to the report's summary.
+    calibrate: fit the "% match" calibration (stylishi.calibration) and store it in the manifest.
     """
     with quiet_frameworks():
         return _build(records, embedder, Path(out), limit=limit, batch_size=batch_size, factory=factory,
-                      source=source, progress=progress, seed=seed)
+                      source=source, progress=progress, seed=seed, calibrate=calibrate)
 
 
 def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: int | None, batch_size: int,
-           factory: str, source: dict[str, Any] | None, progress: bool, seed: int) -> BuildReport:
+           factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool) -> BuildReport:
     t0 = time.perf_counter()
     vectors: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
@@ -335,6 +336,10 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
                       model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
                       source=source or {})
+    if calibrate:
+        from .calibration import calibrate_index
+
+        calibrate_index(out, embedder, seed=seed)
     seconds = time.perf_counter() - t0
     passed, failures = validate(out, embedder, sample)
     manifest = catalog_mod.read_manifest(out)
@@ -374,7 +379,10 @@ def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tu
     """Load the artifact the way the app will (checksums, counts, dim) and check that each sampled picture finds its
     own item first. It searches the loaded index directly: the service's per-query log and stats are for served
     queries, not for a build's self-check."""
-    catalog = catalog_mod.load(out, expected_dim=embedder.dim)
+    from .service import check_compatible
+
+    catalog = catalog_mod.load(out)
+    check_compatible(catalog.manifest, embedder, root=out)
     if not sample:
         return 0, []
     ids = catalog.items["id"].astype(str).to_numpy()

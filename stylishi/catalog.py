@@ -158,10 +158,8 @@ def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thum
     names = _unique_file_names(items["id"])
     items["thumbnail"] = [name if data else None for name, data in zip(names, thumbnails)]
 
-    resolved = faiss_index.choose_factory(n) if factory == "auto" else factory
-    idx = faiss_index.build(vectors, resolved)
-    params = faiss_index.tune(idx, vectors)
-    faiss_index.save(idx, out / INDEX_FILE)
+    built = faiss_index.build_tuned(vectors, factory)
+    faiss_index.save(built.index, out / INDEX_FILE)
     pq.write_table(pa.Table.from_pandas(items, preserve_index=False), out / ITEMS_FILE)
     thumbs = pa.table({"file": pa.array(names, pa.string()), "jpeg": pa.array(thumbnails, pa.binary())})
     pq.write_table(thumbs, out / THUMBS_FILE, compression="none")  # JPEG does not compress; raw pages read zero-copy
@@ -171,8 +169,7 @@ def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thum
         "format_version": FORMAT_VERSION,
         "model": {"id": model["id"], "revision": model.get("revision"), "mode": model.get("mode", "fp32")},
         "embedding": {"dim": int(vectors.shape[1]), "normalization": "l2", "metric": "inner_product", "dtype": "float32"},
-        "index": {"factory": resolved, "type": faiss_index.describe(idx), "params": params,
-                  "chosen": "by item count" if factory == "auto" else "by the builder's --index-factory"},
+        "index": built.manifest_entry(),
         "count": n,
         "built_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "source": source or {},
@@ -313,17 +310,16 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
                                 f"{str(entry.get('sha256'))[:12]}…. {REBUILD_HINT}")
 
 
-def load(root: str | Path, *, expected_dim: int | None = None) -> Catalog:
-    """Load and verify an artifact folder. Refuses (ArtifactError) rather than ever serving wrong results."""
+def load(root: str | Path) -> Catalog:
+    """Load and verify an artifact folder. Refuses (ArtifactError) rather than ever serving wrong results.
+
+    Whether a model fits it is decided elsewhere, once: `stylishi.service.check_compatible`.
+    """
     root = Path(root)
     manifest = read_manifest(root)
     verify_files(root, manifest)
     count = int(manifest.get("count", -1))
     dim = int(manifest["embedding"]["dim"])
-    if expected_dim is not None and expected_dim != dim:
-        raise ArtifactError(f"The catalog index {root} holds {dim}-d vectors from {manifest['model']['id']}, but the "
-                            f"loaded model makes {expected_dim}-d vectors. Load the model the index was built with, "
-                            "or rebuild the index with this model.")
     try:
         idx = faiss_index.load(root / INDEX_FILE)
     except RuntimeError as exc:

@@ -5,8 +5,10 @@ so the tiny test models and the production checkpoint take the very same path.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
+import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -14,15 +16,58 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import fidelity
 from .errors import ModelError
 from .gpu import gpu_method
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "fp32", "bf16", "int8", "openvino")
-# int8 must stay this close to fp32 on reference pictures, or we fall back to fp32 (real weights have outliers
-# that random ones lack, so fidelity is checked on the loaded checkpoint itself, every time).
-MIN_INT8_COSINE = 0.99
+# Where the model family shows: the towers' attribute names and the config fields read below (CLIP's).
+VISION_TOWER, VISION_PROJECTION, TEXT_TOWER = "vision_model", "visual_projection", "text_model"
+
+
+# What transformers and torch say while a model loads or is traced for OpenVINO, written for someone training a
+# model, not for a person starting the app: (logger, message) pairs dropped exactly; every other line still shows.
+_FRAMEWORK_NOTICES = {
+    "transformers.modeling_utils": re.compile(r"`loss_type=None` was set in the config but it is unrecognized"),
+    "transformers.utils.import_utils": re.compile(r"`\w+ImageProcessor` requires torchvision \(not installed\); "
+                                                  r"falling back to `\w+ImageProcessorPil`"),
+}
+
+
+class _DropNotice(logging.Filter):
+    def __init__(self, pattern: re.Pattern):
+        super().__init__()
+        self.pattern = pattern
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(str(record.msg))
+
+
+for _name, _pattern in _FRAMEWORK_NOTICES.items():
+    logging.getLogger(_name).addFilter(_DropNotice(_pattern))
+
+
+@contextlib.contextmanager
+def quiet_framework():
+    """Around loading and tracing: no weight-loading progress bars, no TracerWarnings (the traced image tower is
+    checked against fp32 by the fidelity gate), no deprecation notices from transformers' own internals."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
+                                    category=FutureWarning)
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated",
+                                    category=DeprecationWarning)  # OpenVINO's converter traces; shown with -W only
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def pick_device(device: str = "auto") -> str:
@@ -41,12 +86,14 @@ class Embedder:
         self.revision = revision
         self.device = device
         self.mode = mode
-        self.dim = int(model.config.projection_dim)
+        self.dim = _embedding_dim(model.config)
         self._fast_image_tower = None  # an OpenVINO-compiled image tower, when that mode is on
         self._model_path: Path | None = None
         tok = getattr(processor, "tokenizer", None)
         self._max_text_tokens = int(min(getattr(tok, "model_max_length", 77) or 77,
                                         model.config.text_config.max_position_embeddings))
+        self.fidelity_cosine: float | None = None  # the image tower's, when a faster path was judged
+        self.text_fidelity_cosine: float | None = None  # the int8 text tower's, when it was kept
 
     @classmethod
     def load(cls, model_path: str | Path, *, model_id: str | None = None, revision: str | None = None,
@@ -65,8 +112,9 @@ class Embedder:
             raise ModelError(f"Unknown embedding mode {mode!r}; choose one of {', '.join(MODES)}.")
         device = pick_device(device)
         try:
-            model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # never pickle
-            processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
+            with quiet_framework():
+                model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # no pickle
+                processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
         except OSError as exc:
             raise ModelError(
                 f"Could not load the CLIP model {model_path!s}: {exc}. Give a Hub id such as "
@@ -124,50 +172,74 @@ class Embedder:
             out = self.model.get_text_features(**batch)
         return _normalise(_features(out))
 
+    # -- faster CPU paths, kept only when faithful (see stylishi.fidelity) -------------------------------------
     def _try_fast(self, candidate: str, check_fidelity: bool = True, neighbour_gap: float | None = None) -> bool:
         """Switch to a faster CPU path ("openvino" or "int8") if it stays faithful to fp32; True if switched.
 
-        Faithful: cosine to fp32 >= 0.99 on probe pictures, and an error well below the gap between neighbouring
-        catalog items (or, without a catalog, between the closest probes), so rankings survive. Real weights have
-        outliers that random ones lack, so this runs on the loaded checkpoint itself, every time.
+        Steps: the fp32 reference vectors of the probes; the faster image tower installed; judged against the
+        reference (and undone if it is not faithful); for int8 the text tower too, judged on its own; then the
+        weights the new path no longer needs are released.
         """
-        from .demo import garment_picture
-
-        if candidate == "openvino":
-            from . import openvino_backend
-
-            if not openvino_backend.available():
-                log.info("openvino is not installed: skipping the OpenVINO image tower")
-                return False
-        # Near neighbours (one garment in close colours or other patterns) as well as far ones.
-        probes = [garment_picture(kind, colour, pattern, seed=1) for kind, colour, pattern in
-                  [("Dresses", "Red", "Striped"), ("Dresses", "Red", "Polka Dot"), ("Dresses", "Orange", "Striped"),
-                   ("Tshirts", "Navy Blue", "Checked"), ("Tshirts", "Blue", "Checked"),
-                   ("Casual Shoes", "Beige", "Solid"), ("Caps", "Green", "Solid")]]
-        reference = self._probe_reference(probes)
-        undo = self._switch(candidate)
-        cosine = float(np.min(np.sum(reference * self.embed_images(probes), axis=1)))
-        gram = reference @ reference.T
-        gap = neighbour_gap if neighbour_gap is not None else 1 - float(np.max(gram[~np.eye(len(probes), dtype=bool)]))
-        faithful = cosine >= MIN_INT8_COSINE and (1 - cosine) < 0.25 * gap
-        if not faithful and check_fidelity:
-            log.info("%s embeddings of %s are not faithful enough (cosine %.5f to fp32; neighbours %.5f apart)",
-                     candidate, self.model_id, cosine, gap)
+        if candidate == "openvino" and not _openvino_available():
+            return False
+        reference = fidelity.reference_vectors(self, "image")
+        undo = self._install_image_tower(candidate)
+        verdict = fidelity.judge("image", reference, fidelity.embed_probes(self, "image"), neighbour_gap)
+        if not verdict.faithful and check_fidelity:
+            log.info("%s embeddings of %s are not faithful enough (%s)", candidate, self.model_id, verdict)
             undo()
             return False
         if candidate == "int8":
-            from torch.ao.quantization import quantize_dynamic
-
-            self.model.text_model = quantize_dynamic(self.model.text_model, {torch.nn.Linear}, dtype=torch.qint8)
+            self._quantise_text_tower(check_fidelity, neighbour_gap)
         else:
-            # The compiled tower holds its own weights: the torch copy of the image tower is dead weight now.
-            self.model.vision_model = None
-            self.model.visual_projection = None
+            self._drop_torch_image_tower()
         _release_memory()
         self.mode = candidate
-        self.fidelity_cosine = cosine
-        log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f)", candidate, cosine)
+        self.fidelity_cosine = verdict.cosine
+        log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f)", candidate, verdict.cosine)
         return True
+
+    def _install_image_tower(self, candidate: str):
+        """Install a faster image tower; returns how to undo it."""
+        if candidate == "int8":
+            fp32_vision = getattr(self.model, VISION_TOWER)
+            setattr(self.model, VISION_TOWER, _quantised(fp32_vision))
+
+            def undo() -> None:
+                setattr(self.model, VISION_TOWER, fp32_vision)
+            return undo
+        from . import openvino_backend
+        from .config import cache_dir
+
+        key = f"{self.weights_key()}|{openvino_backend.version()}"
+        with quiet_framework():
+            self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
+                                                                         threads=torch.get_num_threads())
+        log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
+
+        def undo() -> None:
+            self._fast_image_tower = None
+        return undo
+
+    def _quantise_text_tower(self, check_fidelity: bool, neighbour_gap: float | None) -> bool:
+        """int8 for the text tower too, kept only if its probe texts stay faithful to fp32 (judged on their own)."""
+        reference = fidelity.reference_vectors(self, "text")
+        fp32_text = getattr(self.model, TEXT_TOWER)
+        setattr(self.model, TEXT_TOWER, _quantised(fp32_text))
+        verdict = fidelity.judge("text", reference, fidelity.embed_probes(self, "text"), neighbour_gap)
+        if not verdict.faithful and check_fidelity:
+            log.info("int8 text embeddings of %s are not faithful enough (%s): the text tower stays fp32",
+                     self.model_id, verdict)
+            setattr(self.model, TEXT_TOWER, fp32_text)
+            return False
+        self.text_fidelity_cosine = verdict.cosine
+        return True
+
+    def _drop_torch_image_tower(self) -> None:
+        """The compiled tower holds its own weights: the torch copy of the image tower is dead weight now."""
+        for name in (VISION_TOWER, VISION_PROJECTION):
+            if hasattr(self.model, name):
+                setattr(self.model, name, None)
 
     def weights_key(self) -> str:
         """What identifies the weights: id and revision, plus the weight file's path, size and time if local."""
@@ -178,56 +250,31 @@ class Embedder:
             parts += [str(weights.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
         return "|".join(parts)
 
-    def _probe_reference(self, probes: Sequence[Image.Image]) -> np.ndarray:
-        """fp32 vectors of the probe pictures, cached per checkpoint: later starts never run the torch image tower,
-        so its weights are never paged in (~400 MB of RSS saved when a faster tower takes over)."""
-        import hashlib
-
-        from .config import cache_dir
-
-        digest = hashlib.sha256(f"{self.weights_key()}|probes-v1|{len(probes)}".encode()).hexdigest()[:16]
-        path = cache_dir() / "probes" / f"{digest}.npy"
-        if path.exists():
-            try:
-                cached = np.load(path, allow_pickle=False)
-                if cached.shape == (len(probes), self.dim):
-                    return cached
-            except (OSError, ValueError):
-                pass
-        reference = self.embed_images(probes)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.npy")
-        np.save(tmp, reference, allow_pickle=False)
-        tmp.replace(path)
-        return reference
-
-    def _switch(self, candidate: str):
-        """Install a faster image tower; returns how to undo it."""
-        if candidate == "int8":
-            from torch.ao.quantization import quantize_dynamic
-
-            fp32_vision = self.model.vision_model
-            self.model.vision_model = quantize_dynamic(fp32_vision, {torch.nn.Linear}, dtype=torch.qint8)
-
-            def undo() -> None:
-                self.model.vision_model = fp32_vision
-            return undo
-        from . import openvino_backend
-        from .config import cache_dir
-
-        key = f"{self.weights_key()}|{openvino_backend.version()}"
-        self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
-                                                                     threads=torch.get_num_threads())
-        log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
-
-        def undo() -> None:
-            self._fast_image_tower = None
-        return undo
-
     def _autocast(self):
         if self.mode == "bf16":
             return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
         return torch.autocast(device_type=self.device.split(":")[0], enabled=False)
+
+
+def _embedding_dim(config) -> int:
+    """The size of the shared image-text space."""
+    return int(config.projection_dim)
+
+
+def _quantised(module: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 for the Linear layers (activations quantised per batch, weights once)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _openvino_available() -> bool:
+    from . import openvino_backend
+
+    if openvino_backend.available():
+        return True
+    log.info("openvino is not installed: skipping the OpenVINO image tower")
+    return False
 
 
 def _release_memory() -> None:

@@ -35,5 +35,10 @@ class ModelError(StyliShiError):
     """The CLIP checkpoint cannot be found or loaded."""
 
 
+class ModelMismatchError(ArtifactError):
+    """An explicitly named model that is not the one the index was built with: a configuration error, never a
+    reason to fall back to another index."""
+
+
 class SettingError(StyliShiError, ValueError):
     """A setting (environment variable or flag) that cannot be used; the message names it and what it accepts."""

@@ -5,6 +5,7 @@ indexes with an ID selector silently lose recall when the allowed items sit far 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,28 @@ def choose_factory(n: int) -> str:
     if n <= HNSW_MAX_ITEMS:
         return "HNSW32,SQ8"
     return f"IVF{int(4 * np.sqrt(n)) // 8 * 8},SQ8"
+
+
+@dataclass
+class BuiltIndex:
+    """An index built and tuned for a catalog, with what the manifest records about it."""
+
+    index: faiss.Index
+    factory: str  # the index_factory string used ("auto" resolved)
+    params: dict[str, Any]  # the tuned search knobs and the recall they gave
+    chosen: str  # why this factory: "by item count" or "by the builder's --index-factory"
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {"factory": self.factory, "type": describe(self.index), "params": self.params, "chosen": self.chosen}
+
+
+def build_tuned(vectors: np.ndarray, factory: str = DEFAULT_FACTORY) -> BuiltIndex:
+    """The catalog's index: the factory chosen by item count ("auto") or as given, built, and its search knobs tuned
+    to TARGET_RECALL."""
+    resolved = choose_factory(len(_as_matrix(vectors))) if factory == "auto" else factory
+    index = build(vectors, resolved)
+    params = tune(index, vectors)
+    return BuiltIndex(index, resolved, params, "by item count" if factory == "auto" else "by the builder's --index-factory")
 
 
 def build(vectors: np.ndarray, factory: str = DEFAULT_FACTORY) -> faiss.Index:

@@ -16,7 +16,7 @@ class SearchResult:
     rank: int
     id: str
     score: float  # cosine similarity, -1..1
-    match: float  # the score as a percentage, 0..100, for people
+    match: float  # 0..100 for people: the calibrated chance of the query's article type, else the raw score x100
     name: str
     category: str  # the catalog's category column, e.g. "Apparel"; "" if it has none
     article_type: str  # e.g. "Dresses"; "" if the catalog has none
@@ -36,10 +36,13 @@ class SearchResponse:
     query: str  # "image", "text", "vector" or "item"
     # The query's unit vector: lets a caller re-rank (other k or filters) without the picture. Not in to_dict().
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # True: each `match` is the calibrated chance (x100) that the result has the query's article type (the index
+    # carries a calibration, stylishi.calibration); False: an older index, `match` is the raw cosine x100.
+    calibrated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results], "timings_ms": self.timings_ms,
-                "catalog_size": self.catalog_size, "query": self.query}
+                "catalog_size": self.catalog_size, "query": self.query, "calibrated": self.calibrated}
 
 
 __all__ = ["SearchResult", "SearchResponse"]

@@ -1,20 +1,24 @@
 """The search service: a picture, a text or a catalog item in; ranked, scored products and stage timings out.
 
 Data flows one way: image → vector → neighbours → results. Nothing here knows about any UI.
+`load` is the one way to open a service, and `check_compatible` the one place that decides whether a model fits an
+index: every caller (the package's `stylishi.load`, the start-up policy, the builder's self-check) goes through it.
 """
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import calibration
 from . import index as faiss_index
 from .catalog import FILTERABLE, Catalog
 from .config import Limits
 from .embedder import Embedder
-from .errors import ArtifactError, QueryError, StyliShiError
+from .errors import ArtifactError, ModelMismatchError, QueryError, StyliShiError
 from .images import ImageInput, load_image
 from .metrics import Metrics, log_query
 from .results import SearchResponse, SearchResult
@@ -29,16 +33,7 @@ class SearchService:
 
     def __init__(self, embedder: Embedder, catalog: Catalog, limits: Limits | None = None, *,
                  source: str = "", notice: str | None = None):
-        if embedder.dim != catalog.dim and embedder.model_id == catalog.model_id:
-            raise ArtifactError(
-                f"The catalog index {catalog.root} names the model {catalog.model_id}, which makes {embedder.dim}-d "
-                f"vectors, but it holds {catalog.dim}-d vectors: it was built with another model. Rebuild the index "
-                "with build_index.py.")
-        if embedder.dim != catalog.dim:
-            raise ArtifactError(
-                f"The catalog index was built with {catalog.model_id} ({catalog.dim}-d vectors) but the loaded model "
-                f"{embedder.model_id} makes {embedder.dim}-d vectors. Load {catalog.model_id}, or rebuild the "
-                "index with your model.")
+        check_compatible(catalog.manifest, embedder, root=catalog.root)
         self.embedder = embedder
         self.catalog = catalog
         self.limits = limits or Limits()
@@ -49,6 +44,8 @@ class SearchService:
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
         self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
         self.metrics = Metrics()  # every query and refusal, for the stats view; see stylishi.metrics
+        # raw cosine → chance of the query's article type, by query kind ({} for an index without one: raw % shown)
+        self.calibration = calibration.from_manifest(catalog.manifest)
 
     # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     def search_image(self, image: ImageInput, k: int = 10, filters: Filters | None = None) -> SearchResponse:
@@ -68,37 +65,6 @@ class SearchService:
     @property
     def filter_values(self) -> dict[str, list[str]]:
         return self._filter_values
-
-    def check_model(self, sample: int = 4, min_cosine: float = 0.8) -> float | None:
-        """Does the loaded model reproduce the index's own vectors? A few catalog thumbnails are embedded and compared
-        with their stored vectors; a model of the right size but the wrong weights is refused (ArtifactError) instead
-        of silently returning unrelated products. Returns the median cosine (None: the index has no thumbnails)."""
-        jpegs = self.catalog.thumbnails.column("jpeg")
-        rows = [r for r in range(len(self.catalog)) if jpegs[r].is_valid]
-        if not rows:
-            return None
-        rows = [rows[int(i)] for i in np.unique(np.linspace(0, len(rows) - 1, min(sample, len(rows))).astype(int))]
-        pictures = []
-        for r in rows:
-            try:
-                pictures.append(load_image(jpegs[r].as_py(), self.limits))
-            except StyliShiError:
-                continue
-        if not pictures:
-            return None
-        got = self.embedder.embed_images(pictures)
-        stored = faiss_index.reconstruct(self.catalog.index, np.array(rows[:len(pictures)]))
-        stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
-        median = float(np.median(np.sum(got * stored, axis=1)))
-        if median < min_cosine:
-            raise ArtifactError(
-                f"The model {self.embedder.model_id} does not reproduce the vectors of the catalog index "
-                f"{self.catalog.root}: its own pictures embed at a cosine of {median:.2f} to their stored vectors "
-                f"(at least {min_cosine} expected). The index was built with another model: load the model it was "
-                f"built with, or rebuild the index with this one (build_index.py).")
-        log.info("model check: %d catalog pictures embed at a median cosine of %.4f to their stored vectors",
-                 len(pictures), median)
-        return median
 
     # -- the searches ----------------------------------------------------------------------------------------
     def _search_image(self, image: ImageInput, k: int, filters: Filters | None) -> SearchResponse:
@@ -160,14 +126,17 @@ class SearchService:
         scores, rows = faiss_index.search(self.catalog.index, vector, k + (exclude is not None), allowed)
         t_format = time.perf_counter()
         hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != exclude][:k]
-        results = [self._result(rank, row, score) for rank, (row, score) in enumerate(hits, start=1)]
+        fit = self.calibration.get("text" if kind == "text" else "image")
+        matches = (fit.probability([s for _, s in hits]) if fit else np.clip([s for _, s in hits], 0.0, 1.0)) * 100
+        results = [self._result(rank, row, score, float(match))
+                   for rank, ((row, score), match) in enumerate(zip(hits, matches), start=1)]
         t_end = time.perf_counter()
         timings = {**{k_: round(v * 1000, 3) for k_, v in stages.items()},
                    "search": round((t_format - t_search) * 1000, 3),
                    "format": round((t_end - t_format) * 1000, 3),
                    "total": round((t_end - t0) * 1000, 3)}
         return SearchResponse(results=results, timings_ms=timings, catalog_size=len(self.catalog), query=kind,
-                              vector=np.asarray(vector, dtype=np.float32).reshape(-1))
+                              vector=np.asarray(vector, dtype=np.float32).reshape(-1), calibrated=fit is not None)
 
     def _observed(self, kind: str, k: Any, filters: Filters | None, search, *, text_chars: int | None = None
                   ) -> SearchResponse:
@@ -196,12 +165,11 @@ class SearchService:
             out[column] = sorted({known[v] for v in values if v in known})
         return out
 
-    def _result(self, rank: int, row: int, score: float) -> SearchResult:
+    def _result(self, rank: int, row: int, score: float, match: float) -> SearchResult:
         item = self.catalog.items.iloc[row]
         metadata = {k: _plain(v) for k, v in item.items() if k not in ("id", "thumbnail") and _plain(v) is not None}
         return SearchResult(rank=rank, id=str(item["id"]), score=round(score, 6),
-                            match=round(max(0.0, min(1.0, score)) * 100, 1),
-                            name=str(metadata.get("name") or item["id"]),
+                            match=round(match, 1), name=str(metadata.get("name") or item["id"]),
                             category=str(metadata.get("category") or ""),
                             article_type=str(metadata.get("article_type") or ""),
                             colour=str(metadata.get("colour") or ""),
@@ -284,4 +252,111 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["SearchService", "SearchResult", "SearchResponse", "FILTERABLE"]
+
+
+# -- opening a service ----------------------------------------------------------------------------------------
+# A model reproducing the index's own vectors at a lower median cosine than this is another model (same size,
+# other weights): refused instead of silently returning unrelated products.
+MIN_CATALOG_COSINE = 0.8
+
+
+def load(index: str | Path, model: str | None = None, *, device: str = "auto", mode: str | None = None,
+         local_files_only: bool = False, source: str | None = None, notice: str | None = None) -> SearchService:
+    """A ready search service for a catalog index (local folder, or Hub dataset repo `owner/name[@rev]`).
+
+    The model defaults to the one the index was built with; naming another one is refused (ModelMismatchError)
+    before anything is downloaded. local_files_only: take the index and model from the Hugging Face cache only,
+    making no request (the Hub is away). `source` is what the service says it serves (default: `index`).
+    """
+    from . import catalog as catalog_mod
+    from .config import Settings
+    from .hub import resolve_index, resolve_model
+
+    root = resolve_index(str(index), local_files_only=local_files_only)
+    manifest = catalog_mod.read_manifest(root)
+    check_compatible(manifest, model=model, root=root, source=source or str(index))
+    model_dir, model_id, revision = resolve_model(model or manifest["model"]["id"], index_root=root,
+                                                  local_files_only=local_files_only)
+    catalog = catalog_mod.load(root)
+    mode = mode or Settings().embed_mode
+    gap = catalog.neighbour_gap() if mode in ("auto", "int8") else None
+    embedder = Embedder.load(model_dir, model_id=model_id, revision=revision, device=device, mode=mode,
+                             neighbour_gap=gap)
+    service = SearchService(embedder, catalog, source=source or str(index), notice=notice)
+    check_compatible(catalog.manifest, embedder, root=root, catalog=catalog)  # the right size, but the right weights?
+    return service
+
+
+def check_compatible(manifest: Mapping[str, Any], embedder: Embedder | None = None, *, model: str | None = None,
+                     root: Path | None = None, catalog: Catalog | None = None, source: str | None = None
+                     ) -> float | None:
+    """Does this model fit this index? The only place that decides; raises with a message naming the fix.
+
+    Each check runs as soon as its input is known, so a caller asks before loading anything, and again after:
+    - `model`, the reference a person named (--model / STYLISHI_MODEL), against the model the manifest names:
+      another model is a configuration error (ModelMismatchError), never a reason to serve something else;
+    - `embedder`, a loaded model: its vector size against the index's (ArtifactError);
+    - with `catalog` too: whether it reproduces the index's own stored vectors from their thumbnails, so a model of
+      the right size but other weights is refused (ArtifactError). Returns the median cosine of that check (None when
+      it did not run, e.g. an index without thumbnails).
+    """
+    built_with = str(manifest["model"]["id"])
+    dim = int(manifest["embedding"]["dim"])
+    where = root if root is not None else "the catalog index"
+    if model and not same_model(model, built_with, root):
+        raise ModelMismatchError(
+            f"The index {source or where} was built with the model {built_with}, but the model {model} was asked for "
+            f"(--model / STYLISHI_MODEL). Its vectors only make sense with {built_with}: drop --model (and unset "
+            f"STYLISHI_MODEL) to use it, or build an index with {model}.")
+    if embedder is None:
+        return None
+    if embedder.dim != dim:
+        if same_model(embedder.model_id, built_with, root):
+            raise ArtifactError(
+                f"The catalog index {where} names the model {built_with}, which makes {embedder.dim}-d vectors, but "
+                f"it holds {dim}-d vectors: it was built with another model. Rebuild the index with build_index.py.")
+        raise ArtifactError(
+            f"The catalog index {where} holds {dim}-d vectors from {built_with}, but the loaded model "
+            f"{embedder.model_id} makes {embedder.dim}-d vectors. Load {built_with}, or rebuild the index with "
+            "your model.")
+    if catalog is None:
+        return None
+    from .fidelity import catalog_cosine
+
+    median = catalog_cosine(embedder, catalog)
+    if median is not None and median < MIN_CATALOG_COSINE:
+        raise ArtifactError(
+            f"The model {embedder.model_id} does not reproduce the vectors of the catalog index {catalog.root}: its "
+            f"own pictures embed at a cosine of {median:.2f} to their stored vectors (at least {MIN_CATALOG_COSINE} "
+            "expected). The index was built with another model: load the model it was built with, or rebuild the "
+            "index with this one (build_index.py).")
+    return median
+
+
+def same_model(asked: str, built_with: str, root: Path | None = None) -> bool:
+    """Whether a model reference names the model an index was built with (paths compared resolved; a Hub id's
+    revision is ignored: the index records its own, and `resolve_model` fetches that one)."""
+    def norm(ref: str) -> str:
+        if ref.startswith("./") and root is not None:
+            return str((Path(root) / ref).resolve())
+        path = Path(ref).expanduser()
+        return str(path.resolve()) if path.exists() else ref.split("@")[0]
+    return norm(asked) == norm(built_with)
+
+
+def encode(service: SearchService, images: Sequence) -> np.ndarray:
+    """Unit vectors `[n, dim]` for pictures (paths, bytes, PIL or arrays), in the catalog's space."""
+    return service.embedder.embed_images([load_image(img, service.limits) for img in images])
+
+
+def search(service: SearchService, query, k: int = 10, filters: Filters | None = None) -> SearchResponse:
+    """Search by picture (path/bytes/PIL/array), by text (a str that is not an existing file) or by vector."""
+    if isinstance(query, np.ndarray) and query.ndim == 1:
+        return service.search_vector(query, k, filters)
+    if isinstance(query, str) and not Path(query).exists():
+        return service.search_text(query, k, filters)
+    return service.search_image(query, k, filters)
+
+
+__all__ = ["SearchService", "SearchResult", "SearchResponse", "FILTERABLE", "load", "check_compatible",
+           "same_model", "encode", "search"]

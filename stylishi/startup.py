@@ -37,10 +37,10 @@ from typing import Callable, Mapping, TypeVar
 
 from . import catalog as catalog_mod
 from .config import DEFAULT_MODEL, Settings, cache_dir
-from .errors import ArtifactError, ModelError, StyliShiError
+from .errors import ArtifactError, ModelError, ModelMismatchError, StyliShiError
 from .hub import card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, snapshot_revision, \
     split_ref
-from .service import SearchService
+from .service import SearchService, load
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ DEMO = "demo"
 SOURCES = ("folder", "hub", "cache", "starter", "demo")
 Progress = Callable[[str, "float | None"], None]
 T = TypeVar("T")
-
-
-class ModelMismatchError(ArtifactError):
-    """An explicit model that is not the one the index was built with: a configuration error, never a fallback."""
 
 
 # -- the records ----------------------------------------------------------------------------------------------------
@@ -418,20 +414,9 @@ class _Start:
 
         model=True: the model of the settings (--model); None: the index's own.
         """
-        from . import _same_model, load
-
         model = (self.settings.model or None) if model is True else model
-        manifest = catalog_mod.read_manifest(root)
-        built_with = str(manifest["model"]["id"])
-        if model and not _same_model(model, built_with, root):
-            raise ModelMismatchError(
-                f"The index {source} was built with the model {built_with}, but the model {model} was asked for "
-                f"(--model / STYLISHI_MODEL). Its vectors only make sense with {built_with}: drop --model (and "
-                f"unset STYLISHI_MODEL) to use it, or build an index with {model}.")
-        service = load(root, model, device=self.settings.device, mode=self.settings.embed_mode,
-                       local_files_only=self.local_files_only)
-        service.source = source
-        return service
+        return load(root, model, device=self.settings.device, mode=self.settings.embed_mode,
+                    local_files_only=self.local_files_only, source=source)
 
 
 def build_then_replace(out: Path, build: Callable[[Path], T]) -> T:

@@ -13,6 +13,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HOME", str(_SESSION_TMP / "hf_home"))
 os.environ.setdefault("STYLISHI_CACHE", str(_SESSION_TMP / "stylishi_cache"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Child processes (app.py, bench/load.py, Hub clients) import this checkout's stylishi, installed or not.
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
 
 import pytest  # noqa: E402
 

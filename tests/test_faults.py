@@ -15,9 +15,9 @@ and none gives silent wrong results:
 | a setting that cannot be used (env var or flag)    | REFUSE before anything loads: one line naming it, no cache work |
 | some thumbnails missing                            | PLACEHOLDER: served with a "no picture" card                    |
 | thumbnail cache wiped while serving                | served: thumbnails unpacked again from the index                |
-| Hub away, warm cache                               | CACHE: tests/test_hub.py::test_warm_cache_starts_at_once_...    |
-| Hub away, cold cache                               | DEMO or REFUSE: tests/test_hub.py::test_nothing_reachable_...   |
-| damaged download                                   | REFUSE + evicted: tests/test_hub.py::test_a_corrupted_download_ |
+| Hub away, warm cache                               | CACHE: the cached revision is served (here, and in test_hub)    |
+| damaged download in the cache                      | REFUSE + evicted, so the next start fetches it (here and there) |
+| Hub away, cold cache                               | DEMO or REFUSE: tests/test_hub.py, against the Hub stand-in     |
 
 REFUSE is checked on the real command line (`python app.py --index BROKEN --no-fallback`) for a few faults at once,
 and for every fault through `app.main([...])` in this process (the same code, without paying a Python start-up each).
@@ -332,12 +332,44 @@ def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server):
     assert gappy_server.proc.poll() is None and "Traceback" not in gappy_server.log_text()
 
 
-# -- CACHE and the Hub: covered where the Hub stand-in lives ----------------------------------------------------------------
-def test_hub_faults_are_covered_in_test_hub():
-    """Hub away with a warm cache (serve the cached revision), with a cold cache (the demo with a notice, or one
-    message with the fallback off), and a damaged download (refused by checksum, evicted, fetched again)."""
-    source = (ROOT / "tests" / "test_hub.py").read_text()
-    for name in ("test_warm_cache_starts_at_once_when_the_hub_is_away_or_offline",
-                 "test_nothing_reachable_serves_the_offline_demo_or_stops_with_one_clear_message",
-                 "test_a_corrupted_download_is_refused_by_checksum_and_fetched_again"):
-        assert f"def {name}(" in source, name
+# -- CACHE: a Hub download in the Hugging Face cache, with the Hub away (its stand-in scenarios live in test_hub) ------
+def _as_cached_download(index: Path, cache: Path, repo: str) -> tuple[Path, Path]:
+    """The index laid out as huggingface_hub caches a dataset repo: blobs, one snapshot of symlinks, refs/main."""
+    import hashlib
+
+    sha = hashlib.sha1(repo.encode()).hexdigest()
+    folder = cache / ("datasets--" + repo.replace("/", "--"))
+    snapshot = folder / "snapshots" / sha
+    for path in sorted(p for p in index.rglob("*") if p.is_file() and "catalog_images" not in p.parts):
+        blob = folder / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, blob)
+        link = snapshot / path.relative_to(index)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(sha)
+    return snapshot, folder / "blobs"
+
+
+def test_a_cached_download_is_served_offline_and_a_damaged_one_is_refused_and_evicted(demo_index, tmp_path,
+                                                                                       monkeypatch):
+    from huggingface_hub import constants
+
+    from stylishi.errors import StyliShiError
+    from stylishi.startup import open_service
+
+    assert constants.HF_HUB_OFFLINE  # tests/conftest.py: the Hub is away for the whole session
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot, blobs = _as_cached_download(demo_index, tmp_path / "hub", "owner/idx")
+    service = open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
+    assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 384
+    assert service.search_image(demo_index / "catalog_images" / "demo-0042.png", k=1).results[0].id == "demo-0042"
+
+    damaged = (snapshot / "index.faiss").resolve()
+    _edit_bytes(damaged, _flip)
+    with pytest.raises(StyliShiError) as refused:
+        open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
+    assert re.search(r"index\.faiss is corrupted", str(refused.value)), refused.value
+    assert not damaged.exists() and not (snapshot / "index.faiss").is_symlink()  # evicted: fetched again next time
+    assert (snapshot / "items.parquet").resolve().parent == blobs  # the healthy files stay cached
