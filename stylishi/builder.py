@@ -20,7 +20,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import catalog as catalog_mod
-from . import index as faiss_index
 from .embedder import Embedder
 from .errors import ImageError, StyliShiError
 from .images import load_image, thumbnail_jpeg
@@ -259,19 +258,23 @@ def quiet_frameworks() -> Iterator[None]:
 # -- the build -------------------------------------------------------------------------------------------------
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
-          progress: bool = True, seed: int = 0, calibrate: bool = True) -> BuildReport:
+          progress: bool = True, seed: int = 0, calibrate: bool = True,
+          milvus: dict[str, str] | None = None) -> BuildReport:
     """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
+
+    milvus: {"uri", "collection"} also writes the vectors into that Milvus collection, which the app then searches.
 
     A source with `notes` (FolderSource) has them added to the report's summary.
     calibrate: fit the "% match" calibration (stylishi.calibration) and store it in the manifest.
     """
     with quiet_frameworks():
         return _build(records, embedder, Path(out), limit=limit, batch_size=batch_size, factory=factory,
-                      source=source, progress=progress, seed=seed, calibrate=calibrate)
+                      source=source, progress=progress, seed=seed, calibrate=calibrate, milvus=milvus)
 
 
 def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: int | None, batch_size: int,
-           factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool) -> BuildReport:
+           factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool,
+           milvus: dict[str, str] | None = None) -> BuildReport:
     t0 = time.perf_counter()
     vectors: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
@@ -335,7 +338,7 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     model_ref = _model_ref(embedder, out)
     catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
                       model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
-                      source=source or {})
+                      source=source or {}, milvus=milvus)
     if calibrate:
         from .calibration import calibrate_index
 
@@ -344,8 +347,12 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     passed, failures = validate(out, embedder, sample)
     manifest = catalog_mod.read_manifest(out)
     size = sum(e["bytes"] for e in manifest["files"].values()) + (out / catalog_mod.MANIFEST).stat().st_size
+    index_type = f"{manifest['index']['type']} ({manifest['index']['factory']})"
+    if isinstance(manifest.get("store"), dict) and manifest["store"].get("kind") == "milvus":
+        store = manifest["store"]
+        index_type += f"; served from Milvus {store['index_type']}: {store['uri']} collection {store['collection']}"
     return BuildReport(out=out, items=len(rows), skipped=skipped, dim=int(manifest["embedding"]["dim"]),
-                       index_type=f"{manifest['index']['type']} ({manifest['index']['factory']})",
+                       index_type=index_type,
                        bytes_on_disk=size, seconds=seconds, validated=len(sample), validation_passed=passed,
                        failures=failures, notes=list(getattr(records, "notes", [])))
 
@@ -354,7 +361,7 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
                        revision: str | None = None, licence: str | None = None, limit: int | None = None,
                        batch_size: int = 32, factory: str = "auto", progress: bool = True,
                        on_record: Callable[[int], None] | None = None,
-                       source: dict[str, Any] | None = None) -> BuildReport:
+                       source: dict[str, Any] | None = None, milvus: dict[str, str] | None = None) -> BuildReport:
     """An index of a Hub dataset's first `limit` items, read at `revision` (a commit sha keeps it reproducible).
 
     What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
@@ -366,7 +373,7 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
     facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
              "limit": limit, **(source or {})}
     return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
-                 progress=progress)
+                 progress=progress, milvus=milvus)
 
 
 def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:
@@ -386,7 +393,7 @@ def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tu
     if not sample:
         return 0, []
     ids = catalog.items["id"].astype(str).to_numpy()
-    scores, rows = faiss_index.search(catalog.index, embedder.embed_images([img for _, img in sample]), 2)
+    scores, rows = catalog.store.search(embedder.embed_images([img for _, img in sample]), 2)
     passed, failures = 0, []
     for (item_id, _), top_scores, top_rows in zip(sample, scores, rows):
         found = [(ids[r], s) for r, s in zip(top_rows, top_scores) if r >= 0]
@@ -409,7 +416,8 @@ def _model_ref(embedder: Embedder, out: Path) -> str:
     return embedder.model_id
 
 
-def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = True) -> BuildReport:
+def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = True,
+               milvus: dict[str, str] | None = None) -> BuildReport:
     """The offline demo: write garment pictures and a tiny CLIP under `out`, then build like any folder."""
     from .demo import demo_items, save_tiny_clip
 
@@ -429,4 +437,4 @@ def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = Tr
         embedder = Embedder.load(model_dir, device="cpu", mode="fp32")
     return build(folder_records(images_dir), embedder, out, progress=progress,
                  source={"kind": "offline-demo", "note": "generated garment pictures; random tiny CLIP",
-                         "licence": "generated, public domain"})
+                         "licence": "generated, public domain"}, milvus=milvus)

@@ -224,7 +224,7 @@ def calibrate_index(root: str | Path, embedder: "Embedder", *, seed: int = 0) ->
     """The builder's hook: load the artifact just written, as the app will, fit, and store the result."""
     from . import SearchService
 
-    service = SearchService(embedder, catalog_mod.load(root, expected_dim=embedder.dim))
+    service = SearchService(embedder, catalog_mod.load(root))
     section = fit(service, seed=seed, fitted_by="build")
     if section is not None:
         write(root, section)

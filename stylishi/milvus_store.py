@@ -146,6 +146,12 @@ class MilvusStore:
     def _connect(self):
         from pymilvus import MilvusClient
 
+        if is_lite(self.uri):
+            # The embedded Lite server logs a traceback for each RPC it does not implement (AllocTimestamp, which
+            # pymilvus asks for while waiting on an index and then does without): noise, not a fault.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        # pymilvus logs a full traceback for every failed RPC; the one line that matters is ours (_unavailable).
+        logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
         with self._lock:
             if self._client is None:
                 kwargs: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_S}
@@ -167,12 +173,26 @@ class MilvusStore:
         """One client call; a lost connection becomes a StoreUnavailableError and the next call reconnects."""
         client = self._connect()
         try:
-            return getattr(client, method)(*args, **kwargs)
+            try:
+                return getattr(client, method)(*args, **kwargs)
+            except Exception as exc:
+                # A restarted server holds the collection released (not in memory): load it again, once.
+                if not _is_not_loaded(exc) or not self._call_loaded(client):
+                    raise
+                return getattr(client, method)(*args, **kwargs)
         except Exception as exc:
             if _is_connection_error(exc):
                 self._drop()
-                raise self._unavailable(exc) from None
+                error = self._unavailable(exc)
+                log.warning("%s", error)
+                raise error from None
             raise
+
+    def _call_loaded(self, client) -> bool:
+        log.warning("Milvus collection %r at %s was not loaded (server restarted?): loading it", self.collection,
+                    public_uri(self.uri))
+        client.load_collection(self.collection)
+        return True
 
     def _drop(self) -> None:
         with self._lock:
@@ -216,7 +236,9 @@ class MilvusStore:
             params.add_index(field_name=c, index_type="INVERTED")
         if client.has_collection(collection):
             client.drop_collection(collection)
-        client.create_collection(collection, schema=schema)
+        # The index is declared with the collection (built as segments are sealed): a separate create_index waits on
+        # AllocTimestamp, which Milvus Lite does not implement.
+        client.create_collection(collection, schema=schema, index_params=params)
         # Who built it, as collection properties: checked against the manifest when an app opens it.
         client.alter_collection_properties(collection, properties={f"{PROPERTY}model": model_id,
                                                                    f"{PROPERTY}dim": str(dim),
@@ -227,7 +249,6 @@ class MilvusStore:
                     for r in range(start, stop)]
             client.insert(collection, rows)
         client.flush(collection)
-        client.create_index(collection, params)
         client.load_collection(collection)
         store._fields, store._count, store._dim = columns, n, dim
         store._description = {"model": model_id, "dim": dim, "count": n}
@@ -328,6 +349,11 @@ def _is_connection_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(s in text for s in ("unavailable", "deadline", "connect", "closed channel", "cannot invoke rpc",
                                    "timeout", "timed out", "socket", "fail to"))
+
+
+def _is_not_loaded(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "released" in text or "not loaded" in text or "collection not loaded" in text
 
 
 def _short(exc: BaseException) -> str:
