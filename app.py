@@ -185,13 +185,19 @@ def _kind(r) -> str:
     return r.article_type or str(r.metadata.get("subcategory") or "") or r.category
 
 
-def _caption(r) -> str:
+def _match_label(r, calibrated: bool) -> str:
+    """"87% match" (the index's calibrated chance of the query's kind of product), or, for an index without a
+    calibration, the raw cosine labelled as what it is."""
+    return f"{_percent(r.match)} match" if calibrated else f"similarity {r.score:.2f}"
+
+
+def _caption(r, calibrated: bool = True) -> str:
     detail = " · ".join(v for v in (_kind(r), r.colour) if v)
-    return f"#{r.rank} · {_percent(r.match)} match\n{r.name}" + (f"\n{detail}" if detail else "")
+    return f"#{r.rank} · {_match_label(r, calibrated)}\n{r.name}" + (f"\n{detail}" if detail else "")
 
 
 def _gallery(response: SearchResponse) -> list[tuple[str, str]]:
-    return [(r.thumbnail, _caption(r)) for r in response.results]
+    return [(r.thumbnail, _caption(r, response.calibrated)) for r in response.results]
 
 
 def _file_url(path: str, request: gr.Request | None) -> str:
@@ -420,8 +426,8 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
             return _as_filters(dict(zip(filter_cols, values)))
 
         def show(response: SearchResponse, filters, query: dict):
-            results = [{"id": r.id, "name": r.name, "rank": r.rank, "match": r.match, "kind": _kind(r)}
-                       for r in response.results]
+            results = [{"id": r.id, "name": r.name, "rank": r.rank, "match": r.match, "kind": _kind(r),
+                        "label": _match_label(r, response.calibrated)} for r in response.results]
             what = {"live": "live camera", "image": "photo"}.get(query.get("kind"))
             return (_gallery(response), _status(response, filters, what), results, query, "",
                     gr.update(visible=False))
@@ -459,7 +465,7 @@ def build_app(service: SearchService, *, examples_dir: Path | None = EXAMPLES_DI
                 return "", gr.update(visible=False), None
             r = results[int(evt.index)]
             line = (f"Selected **#{r['rank']} {html.escape(r['name'])}** ({html.escape(r['kind'] or 'item')}, "
-                    f"{_percent(r['match'])} match)")
+                    f"{r.get('label') or _percent(r['match']) + ' match'})")
             return line, gr.update(visible=True), r["id"]
 
         def by_item(item, k_, *fvals):

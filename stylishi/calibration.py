@@ -35,7 +35,7 @@ import numpy as np
 from . import catalog as catalog_mod
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import SearchService
+    from .service import SearchService
     from .embedder import Embedder
 
 log = logging.getLogger(__name__)
@@ -222,9 +222,9 @@ def write(root: str | Path, section: Mapping[str, Any] | None) -> None:
 
 def calibrate_index(root: str | Path, embedder: "Embedder", *, seed: int = 0) -> dict[str, Any] | None:
     """The builder's hook: load the artifact just written, as the app will, fit, and store the result."""
-    from . import SearchService
+    from .service import SearchService
 
-    service = SearchService(embedder, catalog_mod.load(root))
+    service = SearchService(embedder, catalog_mod.load(root))  # the model is checked against it there
     section = fit(service, seed=seed, fitted_by="build")
     if section is not None:
         write(root, section)

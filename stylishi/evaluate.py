@@ -37,7 +37,7 @@ import numpy as np
 from .errors import StyliShiError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import SearchService
+    from .service import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -424,9 +424,9 @@ def bar_chart(runs: Sequence[Run], path: Path) -> Path:
 
 
 # -- the command ------------------------------------------------------------------------------------------------
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="stylishi eval", description="Measure how well an index finds the right products, through the real "
+        prog=prog, description="Measure how well an index finds the right products, through the real "
         "search service: camera-like exact-item retrieval, more-like-this, text → image, zero-shot classification.")
     p.add_argument("--index", required=True, help="a catalog index folder, a Hub dataset repo OWNER/NAME[@rev], "
                    "or 'demo' (the offline demo)")
@@ -443,8 +443,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`stylishi eval` / `python evaluate.py`: 0 when the report is written, 2 with one line naming the fix."""
+    args = parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _main(args)

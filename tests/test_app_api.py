@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -133,7 +134,8 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Grey")
     assert [r["rank"] for r in results] == list(range(1, 11))
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
-    assert gallery[0]["caption"].startswith("#1 · 100% match\nGrey polka dot t-shirt")
+    # The demo index is calibrated: "% match" is the chance of the same article type, not the raw cosine.
+    assert re.match(r"#1 · [\d.]+% match\nGrey polka dot t-shirt", gallery[0]["caption"]), gallery[0]["caption"]
     assert Path(gallery[0]["image"]).name == f"{ITEM}.jpg" and Path(gallery[0]["image"]).is_file()
 
 
