@@ -259,23 +259,60 @@ def quiet_frameworks() -> Iterator[None]:
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
           progress: bool = True, seed: int = 0, calibrate: bool = True,
-          milvus: dict[str, str] | None = None) -> BuildReport:
+          milvus: dict[str, str] | None = None, ray: str | None = None) -> BuildReport:
     """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
 
     milvus: {"uri", "collection"} also writes the vectors into that Milvus collection, which the app then searches.
+    ray: decode and embed on a Ray cluster ("local" starts one here; else its address), see stylishi.ray_build.
 
     A source with `notes` (FolderSource) has them added to the report's summary.
     calibrate: fit the "% match" calibration (stylishi.calibration) and store it in the manifest.
     """
     with quiet_frameworks():
         return _build(records, embedder, Path(out), limit=limit, batch_size=batch_size, factory=factory,
-                      source=source, progress=progress, seed=seed, calibrate=calibrate, milvus=milvus)
+                      source=source, progress=progress, seed=seed, calibrate=calibrate, milvus=milvus, ray=ray)
 
 
 def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: int | None, batch_size: int,
            factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool,
-           milvus: dict[str, str] | None = None) -> BuildReport:
+           milvus: dict[str, str] | None = None, ray: str | None = None) -> BuildReport:
     t0 = time.perf_counter()
+    if ray:
+        from .ray_build import embed_on_ray
+
+        embedded = embed_on_ray(records, embedder, address=ray, limit=limit, batch_size=batch_size,
+                                progress=progress, seed=seed)
+    else:
+        embedded = _embed_here(records, embedder, limit=limit, batch_size=batch_size, progress=progress, seed=seed)
+    return _finish_build(records, embedder, out, embedded, t0=t0, factory=factory, source=source, seed=seed,
+                         calibrate=calibrate, milvus=milvus)
+
+
+@dataclass
+class Embedded:
+    """What the embedding pass gives the rest of the build, wherever it ran: one entry per indexed item, in order."""
+
+    vectors: np.ndarray
+    rows: list[dict[str, Any]]  # id + metadata
+    thumbs: list[bytes]
+    skipped: dict[str, int]
+    sample: list[tuple[str, Any]]  # (id, picture) to validate the finished index with
+
+
+def reservoir_sample(n_items: int, seed: int, size: int = 0) -> list[int]:
+    """The positions the build validates with: the same reservoir sample for the same item count and seed."""
+    size = size or VALIDATION_SAMPLE
+    rng, sample = random.Random(seed), []
+    for n in range(1, n_items + 1):
+        if len(sample) < size:
+            sample.append(n - 1)
+        elif (j := rng.randrange(n)) < size:
+            sample[j] = n - 1
+    return sample
+
+
+def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | None, batch_size: int,
+                progress: bool, seed: int) -> Embedded:
     vectors: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     thumbs: list[bytes] = []
@@ -327,7 +364,14 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     if not rows:
         raise StyliShiError("No readable images were found, so there is nothing to index. "
                             f"Skipped: {skipped or 'nothing (the source was empty)'}.")
+    return Embedded(vectors=np.concatenate(vectors), rows=rows, thumbs=thumbs, skipped=skipped, sample=sample)
 
+
+def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *, t0: float, factory: str,
+                  source: dict[str, Any] | None, seed: int, calibrate: bool,
+                  milvus: dict[str, str] | None) -> BuildReport:
+    """Write the artifact (and the Milvus collection), calibrate, validate, report."""
+    rows, thumbs, skipped, sample = embedded.rows, embedded.thumbs, embedded.skipped, embedded.sample
     items = pd.DataFrame(rows)
     for col in items.columns:
         if items[col].dtype == object:
@@ -336,7 +380,7 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
         for name in (*catalog_mod.DATA_FILES, catalog_mod.MANIFEST):
             (out / name).unlink(missing_ok=True)
     model_ref = _model_ref(embedder, out)
-    catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
+    catalog_mod.write(out, vectors=embedded.vectors, items=items, thumbnails=thumbs, factory=factory,
                       model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
                       source=source or {}, milvus=milvus)
     if calibrate:
@@ -361,7 +405,8 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
                        revision: str | None = None, licence: str | None = None, limit: int | None = None,
                        batch_size: int = 32, factory: str = "auto", progress: bool = True,
                        on_record: Callable[[int], None] | None = None,
-                       source: dict[str, Any] | None = None, milvus: dict[str, str] | None = None) -> BuildReport:
+                       source: dict[str, Any] | None = None, milvus: dict[str, str] | None = None,
+                       ray: str | None = None) -> BuildReport:
     """An index of a Hub dataset's first `limit` items, read at `revision` (a commit sha keeps it reproducible).
 
     What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
@@ -373,7 +418,7 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
     facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
              "limit": limit, **(source or {})}
     return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
-                 progress=progress, milvus=milvus)
+                 progress=progress, milvus=milvus, ray=ray)
 
 
 def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:
