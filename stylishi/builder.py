@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -150,7 +151,7 @@ class FolderSource:
         out = []
         if self.unlisted:
             out.append(f"{_count(self.unlisted, 'picture')} not in {self.metadata_file}: indexed with ids from "
-                       f"their file names ({_some(self.unlisted)})")
+                       f"their file names, unless skipped above ({_some(self.unlisted)})")
         if self.missing:
             out.append(f"{_count(self.missing, 'row')} of {self.metadata_file} with no picture in the folder: not "
                        f"indexed ({_some(self.missing)})")
@@ -253,6 +254,28 @@ def quiet_frameworks() -> Iterator[None]:
         transformers.logging.set_verbosity(tf_level)
         if tf_bars:
             transformers.utils.logging.enable_progress_bar()
+
+
+class _OtherThreadsOnly(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+@contextmanager
+def unlogged_queries() -> Iterator[None]:
+    """Searches this thread runs inside are not written to the per-query log (a build's own searches are not
+    visitors' queries); queries other threads serve meanwhile still are."""
+    query_log = logging.getLogger("stylishi.query")
+    drop = _OtherThreadsOnly()
+    query_log.addFilter(drop)
+    try:
+        yield
+    finally:
+        query_log.removeFilter(drop)
 
 
 # -- the build -------------------------------------------------------------------------------------------------
@@ -386,7 +409,8 @@ def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *,
     if calibrate:
         from .calibration import calibrate_index
 
-        calibrate_index(out, embedder, seed=seed)
+        with unlogged_queries():  # its searches are a build step, not visitors' queries
+            calibrate_index(out, embedder, seed=seed)
     seconds = time.perf_counter() - t0
     passed, failures = validate(out, embedder, sample)
     manifest = catalog_mod.read_manifest(out)

@@ -84,6 +84,8 @@ def test_folder_metadata_csv_and_limit(tmp_path, messy_folder, embedder):
 def test_folder_indexes_pictures_the_metadata_does_not_list(tmp_path, messy_folder, embedder):
     """6 pictures, a metadata.csv with 2 of them and 1 row naming no picture: all 6 are indexed, both kinds of
     mismatch are in the summary, and nothing is invented for the unlisted pictures (no category, colour, ...)."""
+    for broken in ("truncated.png", "random.jpg", "empty.png", "page.webp", "shoes/huge.png"):
+        (messy_folder / broken).unlink()
     pd.DataFrame({"file_name": ["red-dress.png", "shoes/black.png", "gone.png"], "id": ["SKU-1", "", "SKU-9"],
                   "name": ["Red dress", "Black shoes", "Gone"], "category": ["Apparel", "Footwear", "Apparel"],
                   "articleType": ["Dresses", "Casual Shoes", "Tops"]}).to_csv(messy_folder / "metadata.csv",
@@ -95,6 +97,7 @@ def test_folder_indexes_pictures_the_metadata_does_not_list(tmp_path, messy_fold
     assert source.missing == ["gone.png"]
     summary = report.summary()
     assert "4 pictures not in metadata.csv: indexed with ids from their file names" in summary
+    assert "blue-cap.jpg, green-skirt.webp, pink-bag.png, shoes/brown.jpg)" in summary
     assert "1 row of metadata.csv with no picture in the folder: not indexed (gone.png)" in summary
     items = pd.read_parquet(tmp_path / "out" / "items.parquet").set_index("id")
     assert set(items.index) == {"SKU-1", "shoes/black", "blue-cap", "green-skirt", "pink-bag", "shoes/brown"}
@@ -130,8 +133,16 @@ def test_build_is_quiet(tmp_path, messy_folder, embedder, caplog, capfd):
     """Validation logs no query lines; skip messages are for a build log, not for a web page; no framework bars."""
     import logging
 
+    # Article types make the build fit its "% match" calibration too, which searches the new index.
+    pd.DataFrame({"file_name": ["red-dress.png", "blue-cap.jpg", "green-skirt.webp", "pink-bag.png", "shoes/black.png",
+                                "shoes/brown.jpg"],
+                  "article_type": ["Dresses", "Caps", "Skirts", "Handbags", "Casual Shoes", "Casual Shoes"],
+                  "colour": ["Red", "Blue", "Green", "Pink", "Black", "Brown"]}).to_csv(messy_folder / "metadata.csv",
+                                                                                        index=False)
     caplog.set_level(logging.INFO)
-    builder.build(builder.folder_records(messy_folder), embedder, tmp_path / "out", progress=False)
+    out = tmp_path / "out"
+    builder.build(builder.folder_records(messy_folder), embedder, out, progress=False)
+    assert json.loads((out / "manifest.json").read_text()).get("calibration")  # the searches did run
     assert not [r for r in caplog.records if r.name == "stylishi.query"]
     skips = sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped "))
     assert len(skips) == 5 and not any("Please" in m or "upload" in m for m in skips), skips
@@ -197,6 +208,7 @@ def test_cli_demo_then_images_build(tmp_path, messy_folder):
     done = run_cli("--demo", "--out", str(tmp_path / "demo"), "--no-progress")
     assert done.returncode == 0, done.stderr
     assert "items        384" in done.stdout and "32/32 sampled items found themselves at rank 1" in done.stdout
+    assert '"event":"query"' not in done.stderr and "Downloading data" not in done.stderr  # a quiet build
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert manifest["model"]["id"] == "./model" and manifest["count"] == 384
     svc = stylishi.load(tmp_path / "demo")
