@@ -1,7 +1,7 @@
 """Decode and embed a catalog on a Ray cluster (Ray Data `map_batches` over an actor pool, one model per actor).
 
-The driver reads the records (ids, metadata, the picture's bytes), drops duplicate ids and applies the limit exactly
-as the single-process build does; the cluster decodes, checks, thumbnails and embeds; the driver puts the results
+The driver reads the records (ids, metadata, the picture's bytes), drops duplicate ids and applies the limit as the
+single-process build does (one difference: --limit counts pictures read, before the workers find some unreadable); the cluster decodes, checks, thumbnails and embeds; the driver puts the results
 back in record order. So the artifact is the same: same ids in the same order, the same vectors up to float noise.
 Optional (requirements-scale.txt); see docs/scale.md for a real cluster (GPUs, reading straight from storage).
 """
@@ -79,20 +79,25 @@ def _image_bytes(image: Any) -> bytes:
     return buf.getvalue()
 
 
+def runtime_env() -> dict[str, Any]:
+    """What Ray workers need to import this very stylishi (a local cluster; a remote one installs the package)."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+                         "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0")}}
+
+
 def _init_ray(address: str, workers: int | None):
     import ray
 
-    if ray.is_initialized():
-        return ray
-    root = str(Path(__file__).resolve().parents[1])  # workers import this very stylishi
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
-                                "TOKENIZERS_PARALLELISM": "false"}}
+    if ray.is_initialized():  # a cluster the caller connected to already: theirs to shut down
+        return False
+    env = runtime_env()
     if address == LOCAL:
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 runtime_env=runtime_env, configure_logging=False)
+                 runtime_env=env, configure_logging=False)
     else:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
-    return ray
+        ray.init(address=address, runtime_env=env, log_to_driver=False, configure_logging=False)
+    return True
 
 
 def embed_on_ray(records: Iterable, embedder, *, address: str = LOCAL, limit: int | None = None,
@@ -100,8 +105,6 @@ def embed_on_ray(records: Iterable, embedder, *, address: str = LOCAL, limit: in
     """The embedding pass of `builder.build`, on Ray: returns the same `builder.Embedded` as the local pass."""
     if not available():
         raise StyliShiError(f"--ray needs Ray Data. {INSTALL_HINT}")
-    from . import builder
-
     kept, skipped, seen = [], {}, set()
     for rec in records:
         if limit is not None and len(kept) >= limit:
@@ -121,9 +124,20 @@ def embed_on_ray(records: Iterable, embedder, *, address: str = LOCAL, limit: in
     if not kept:
         raise StyliShiError("No readable images were found, so there is nothing to index. "
                             f"Skipped: {skipped or 'nothing (the source was empty)'}.")
-    ray = _init_ray(address, workers)
+    import ray
     import ray.data
 
+    started = _init_ray(address, workers)
+    try:
+        out = _run(ray, kept, embedder, batch_size=batch_size, progress=progress, workers=workers)
+    finally:
+        if started:
+            ray.shutdown()
+    return _collect(out, kept, skipped, seed)
+
+
+def _run(ray, kept: list, embedder, *, batch_size: int, progress: bool, workers: int | None) -> list[dict]:
+    """One Ray Data pipeline: the pictures' bytes → an actor pool (a model each; a GPU each where there are any)."""
     n_actors = max(1, int(workers or ray.cluster_resources().get("CPU", 1)))
     gpus = ray.cluster_resources().get("GPU", 0)
     ctx = ray.data.DataContext.get_current()
@@ -136,8 +150,14 @@ def embed_on_ray(records: Iterable, embedder, *, address: str = LOCAL, limit: in
                                                "device": "cuda" if gpus else "cpu"},
                         compute=ray.data.ActorPoolStrategy(size=n_actors),
                         num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)
-    out = ds.take_all()
-    out.sort(key=lambda r: int(r["pos"]))
+    return ds.take_all()
+
+
+def _collect(out: list[dict], kept: list, skipped: dict[str, int], seed: int):
+    """The workers' answers back in record order, as the local pass's `builder.Embedded`."""
+    from . import builder
+
+    out = sorted(out, key=lambda r: int(r["pos"]))
     vectors, rows, thumbs, pictures = [], [], [], []
     for r in out:
         rec, data = kept[int(r["pos"])]
