@@ -35,8 +35,9 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     p.add_argument("--revision", default=None, help="dataset revision (branch, tag or commit) to read")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="index at most N items (default: all)")
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"CLIP checkpoint: Hub id[@rev] or local folder (default: {DEFAULT_MODEL}; "
-                        "openai/clip-vit-base-patch32 also works)")
+                   help=f"CLIP or SigLIP checkpoint: Hub id[@rev] or local folder (default: {DEFAULT_MODEL}; "
+                        "openai/clip-vit-base-patch32, google/siglip-base-patch16-224 and, for queries in other "
+                        "languages, google/siglip-base-patch16-256-multilingual also work)")
     p.add_argument("--batch-size", type=int, default=32, help="images per embedding batch (default: 32)")
     p.add_argument("--index-factory", default="auto",
                    help='FAISS index_factory string, inner product. "auto" (default) picks by item count: exact "Flat" '

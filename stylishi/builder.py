@@ -404,7 +404,8 @@ def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *,
             (out / name).unlink(missing_ok=True)
     model_ref = _model_ref(embedder, out)
     catalog_mod.write(out, vectors=embedded.vectors, items=items, thumbnails=thumbs, factory=factory,
-                      model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode},
+                      model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode,
+                             "family": embedder.family.name},
                       source=source or {}, milvus=milvus)
     if calibrate:
         from .calibration import calibrate_index

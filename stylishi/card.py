@@ -63,7 +63,7 @@ def dataset_card(manifest: dict[str, Any], repo_id: str) -> str:
         "- `thumbnails.parquet`: the gallery thumbnails (JPEG bytes), one row per item.",
     ]
     if model_id.startswith("./"):
-        lines.append(f"- `{model_id[2:]}/`: the CLIP model that built the vectors (safetensors).")
+        lines.append(f"- `{model_id[2:]}/`: the model that built the vectors (safetensors).")
     lines += [
         "",
         "No pickle anywhere: loading this index runs none of its author's code.",

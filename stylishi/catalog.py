@@ -177,7 +177,8 @@ def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thum
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": {"id": model["id"], "revision": model.get("revision"), "mode": model.get("mode", "fp32")},
+        "model": {"id": model["id"], "revision": model.get("revision"), "mode": model.get("mode", "fp32"),
+                  "family": model.get("family", "clip")},  # stylishi.families: which kind of model made the vectors
         "embedding": {"dim": int(vectors.shape[1]), "normalization": "l2", "metric": "inner_product", "dtype": "float32"},
         "index": built.manifest_entry(),
         "count": n,

@@ -1,7 +1,8 @@
-"""The CLIP embedder: pictures and text in, L2-normalised float32 vectors out.
+"""The embedder: pictures and text in, L2-normalised float32 vectors out, from any transformers dual encoder with
+`get_image_features`/`get_text_features` (CLIP, SigLIP; what differs between them is in stylishi.families).
 
-Loaded once through `transformers`' own `from_pretrained` (a Hub id through the Hub cache, or a local folder),
-so the tiny test models and the production checkpoint take the very same path.
+Loaded once through `transformers`' own `AutoModel`/`AutoProcessor.from_pretrained` (a Hub id through the Hub cache,
+or a local folder), so the tiny test models and the production checkpoint take the very same path.
 """
 from __future__ import annotations
 
@@ -16,15 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import fidelity
+from . import families, fidelity
 from .errors import ModelError
 from .gpu import gpu_method
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "fp32", "bf16", "int8", "openvino")
-# Where the model family shows: the towers' attribute names and the config fields read below (CLIP's).
-VISION_TOWER, VISION_PROJECTION, TEXT_TOWER = "vision_model", "visual_projection", "text_model"
 
 
 # What transformers and torch say while a model loads or is traced for OpenVINO, written for someone training a
@@ -33,6 +32,9 @@ _FRAMEWORK_NOTICES = {
     "transformers.modeling_utils": re.compile(r"`loss_type=None` was set in the config but it is unrecognized"),
     "transformers.utils.import_utils": re.compile(r"`\w+ImageProcessor` requires torchvision \(not installed\); "
                                                   r"falling back to `\w+ImageProcessorPil`"),
+    # SigLIP's config builds a default text config (CLIP's token ids, a 32k vocabulary) before reading the real one.
+    "transformers.configuration_utils": re.compile(r"Model config: [be]os_token_id must be `None` or an integer "
+                                                   r"within the vocabulary \(between 0 and 31999\), got 4940[67]"),
 }
 
 
@@ -77,7 +79,7 @@ def pick_device(device: str = "auto") -> str:
 
 
 class Embedder:
-    """One CLIP model and its processor, ready to embed batches."""
+    """One dual-encoder model (CLIP, SigLIP, ...) and its processor, ready to embed batches."""
 
     def __init__(self, model, processor, model_id: str, revision: str | None, device: str, mode: str = "fp32"):
         self.model = model
@@ -86,12 +88,11 @@ class Embedder:
         self.revision = revision
         self.device = device
         self.mode = mode
-        self.dim = _embedding_dim(model.config)
+        self.family = families.of_config(model.config)  # the manifest records family.name
+        self.dim = self.family.dim(model.config)
         self._fast_image_tower = None  # an OpenVINO-compiled image tower, when that mode is on
         self._model_path: Path | None = None
-        tok = getattr(processor, "tokenizer", None)
-        self._max_text_tokens = int(min(getattr(tok, "model_max_length", 77) or 77,
-                                        model.config.text_config.max_position_embeddings))
+        self._max_text_tokens = self.family.max_text_tokens(model.config, getattr(processor, "tokenizer", None))
         self.fidelity_cosine: float | None = None  # the image tower's, when a faster path was judged
         self.text_fidelity_cosine: float | None = None  # the int8 text tower's, when it was kept
 
@@ -99,28 +100,34 @@ class Embedder:
     def load(cls, model_path: str | Path, *, model_id: str | None = None, revision: str | None = None,
              device: str = "auto", mode: str = "auto", check_fidelity: bool = True,
              neighbour_gap: float | None = None) -> "Embedder":
-        """Load a checkpoint folder (or Hub id) with `CLIPModel`/`CLIPProcessor.from_pretrained`.
+        """Load a checkpoint folder (or Hub id) with `AutoModel`/`AutoProcessor.from_pretrained`.
 
         mode: "auto" (int8 on CPU when it stays faithful to fp32, else fp32), "fp32", "bf16" or "int8".
         check_fidelity=False keeps int8 even where it is not faithful (benchmarks measure it themselves).
         neighbour_gap: the catalog's typical 1 - cosine between an item and its nearest neighbour; int8 is kept only
         if its error is well below it (see Catalog.neighbour_gap).
         """
-        from transformers import CLIPModel, CLIPProcessor
+        from transformers import AutoModel, AutoProcessor
 
         if mode not in MODES:
             raise ModelError(f"Unknown embedding mode {mode!r}; choose one of {', '.join(MODES)}.")
         device = pick_device(device)
         try:
             with quiet_framework():
-                model = CLIPModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # no pickle
-                processor = CLIPProcessor.from_pretrained(str(model_path), revision=revision)
-        except OSError as exc:
+                model = AutoModel.from_pretrained(str(model_path), revision=revision, use_safetensors=True)  # no pickle
+                processor = AutoProcessor.from_pretrained(str(model_path), revision=revision)
+        except (OSError, ValueError, ImportError) as exc:
             raise ModelError(
-                f"Could not load the CLIP model {model_path!s}: {exc}. Give a Hub id such as "
-                "'patrickjohncyh/fashion-clip' (needs internet the first time) or a local folder made with "
-                "save_pretrained (e.g. the demo's: python build_index.py --demo --out DIR)."
+                f"Could not load the model {model_path!s}: {exc}. Give a Hub id such as "
+                "'patrickjohncyh/fashion-clip' or 'google/siglip-base-patch16-224' (needs internet the first time) or "
+                "a local folder made with save_pretrained (e.g. the demo's: python build_index.py --demo --out DIR)."
             ) from exc
+        missing = [name for name in ("get_image_features", "get_text_features") if not hasattr(model, name)]
+        if missing or not hasattr(processor, "tokenizer") or not hasattr(processor, "image_processor"):
+            raise ModelError(
+                f"{model_path!s} is a {type(model).__name__}, not a dual encoder of pictures and text: StyliShi needs "
+                "a model with get_image_features and get_text_features and a processor for both (CLIP, SigLIP), "
+                "e.g. 'patrickjohncyh/fashion-clip' or 'google/siglip-base-patch16-224'.")
         model.eval().to(device)
         embedder = cls(model, processor, model_id or str(model_path), revision, device, "fp32")
         embedder._model_path = Path(str(model_path))
@@ -138,7 +145,7 @@ class Embedder:
 
     # -- images -------------------------------------------------------------------------------------------
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Resize, crop and normalise: the CLIP processor's exact recipe."""
+        """Resize, crop and normalise: the model's own processor's exact recipe."""
         batch = self.processor(images=list(images), return_tensors="pt")
         return batch["pixel_values"]
 
@@ -165,9 +172,9 @@ class Embedder:
         """`[n, dim]` float32 unit vectors in the same space as the pictures."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True,
-                               max_length=self._max_text_tokens)
-        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        batch = self.processor(text=list(texts), return_tensors="pt", padding=self.family.text_padding,
+                               truncation=True, max_length=self._max_text_tokens)
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in self.family.text_inputs}
         with self._autocast():
             out = self.model.get_text_features(**batch)
         return _normalise(_features(out))
@@ -202,11 +209,12 @@ class Embedder:
     def _install_image_tower(self, candidate: str):
         """Install a faster image tower; returns how to undo it."""
         if candidate == "int8":
-            fp32_vision = getattr(self.model, VISION_TOWER)
-            setattr(self.model, VISION_TOWER, _quantised(fp32_vision))
+            tower = self.family.image_tower
+            fp32_vision = getattr(self.model, tower)
+            setattr(self.model, tower, _quantised(fp32_vision))
 
             def undo() -> None:
-                setattr(self.model, VISION_TOWER, fp32_vision)
+                setattr(self.model, tower, fp32_vision)
             return undo
         from . import openvino_backend
         from .config import cache_dir
@@ -224,20 +232,20 @@ class Embedder:
     def _quantise_text_tower(self, check_fidelity: bool, neighbour_gap: float | None) -> bool:
         """int8 for the text tower too, kept only if its probe texts stay faithful to fp32 (judged on their own)."""
         reference = fidelity.reference_vectors(self, "text")
-        fp32_text = getattr(self.model, TEXT_TOWER)
-        setattr(self.model, TEXT_TOWER, _quantised(fp32_text))
+        fp32_text = getattr(self.model, self.family.text_tower)
+        setattr(self.model, self.family.text_tower, _quantised(fp32_text))
         verdict = fidelity.judge("text", reference, fidelity.embed_probes(self, "text"), neighbour_gap)
         if not verdict.faithful and check_fidelity:
             log.info("int8 text embeddings of %s are not faithful enough (%s): the text tower stays fp32",
                      self.model_id, verdict)
-            setattr(self.model, TEXT_TOWER, fp32_text)
+            setattr(self.model, self.family.text_tower, fp32_text)
             return False
         self.text_fidelity_cosine = verdict.cosine
         return True
 
     def _drop_torch_image_tower(self) -> None:
         """The compiled tower holds its own weights: the torch copy of the image tower is dead weight now."""
-        for name in (VISION_TOWER, VISION_PROJECTION):
+        for name in self.family.image_only:
             if hasattr(self.model, name):
                 setattr(self.model, name, None)
 
@@ -254,11 +262,6 @@ class Embedder:
         if self.mode == "bf16":
             return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
         return torch.autocast(device_type=self.device.split(":")[0], enabled=False)
-
-
-def _embedding_dim(config) -> int:
-    """The size of the shared image-text space."""
-    return int(config.projection_dim)
 
 
 def _quantised(module: torch.nn.Module) -> torch.nn.Module:

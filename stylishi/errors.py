@@ -32,7 +32,7 @@ class ArtifactError(StyliShiError):
 
 
 class ModelError(StyliShiError):
-    """The CLIP checkpoint cannot be found or loaded."""
+    """The model checkpoint (CLIP, SigLIP) cannot be found or loaded."""
 
 
 class ModelMismatchError(ArtifactError):

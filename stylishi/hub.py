@@ -208,7 +208,7 @@ def resolve_model(ref: str, index_root: Path | None = None, *,
         _require_safetensors(path, ref)
         return path, str(path), None
     if ref.startswith((".", "/", "~")) or split_ref(ref)[0].count("/") != 1:
-        raise ModelError(f"Could not load the CLIP model {ref}: no such folder. Give a Hub id such as "
+        raise ModelError(f"Could not load the model {ref}: no such folder. Give a Hub id such as "
                          "'patrickjohncyh/fashion-clip' or a folder made with save_pretrained.")
     from huggingface_hub import snapshot_download
 
@@ -255,7 +255,7 @@ def _require_safetensors(folder: Path, ref: str, *, repo: str | None = None, rev
     raise ModelError(
         f"The model {ref} cannot be loaded: {has}. StyliShi loads safetensors weights only, never pickled "
         "PyTorch weights (loading those can run arbitrary code). Use a repo that has model.safetensors, or convert "
-        "it yourself once (transformers: CLIPModel.from_pretrained(..., use_safetensors=False).save_pretrained(dir) "
+        "it yourself once (transformers: AutoModel.from_pretrained(..., use_safetensors=False).save_pretrained(dir) "
         "on a machine you trust) and pass that folder.")
 
 

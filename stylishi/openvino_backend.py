@@ -1,4 +1,4 @@
-"""The CLIP image tower compiled by OpenVINO: the fastest CPU path we measured (see BENCHMARKS.md).
+"""The image tower (CLIP's or SigLIP's) compiled by OpenVINO: the fastest CPU path we measured (see BENCHMARKS.md).
 
 On CPUs with AMX/AVX-512 bf16, OpenVINO runs the tower in bf16 by itself (~4x faster than torch fp32 on 2 cores);
 elsewhere in f32 (still faster than torch eager). The converted model (OpenVINO IR: XML + raw weights, no pickle) and

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import calibration
+from . import calibration, families
 from .catalog import FILTERABLE, Catalog
 from .config import Limits
 from .embedder import Embedder
@@ -298,21 +298,31 @@ def check_compatible(manifest: Mapping[str, Any], embedder: Embedder | None = No
     Each check runs as soon as its input is known, so a caller asks before loading anything, and again after:
     - `model`, the reference a person named (--model / STYLISHI_MODEL), against the model the manifest names:
       another model is a configuration error (ModelMismatchError), never a reason to serve something else;
-    - `embedder`, a loaded model: its vector size against the index's (ArtifactError);
+    - `embedder`, a loaded model: its family (CLIP, SigLIP: manifest `model.family`) against the index's
+      (ModelMismatchError), then its vector size (ArtifactError);
     - with `catalog` too: whether it reproduces the index's own stored vectors from their thumbnails, so a model of
       the right size but other weights is refused (ArtifactError). Returns the median cosine of that check (None when
       it did not run, e.g. an index without thumbnails).
     """
     built_with = str(manifest["model"]["id"])
     dim = int(manifest["embedding"]["dim"])
+    family = families.of_manifest(manifest)
     where = root if root is not None else "the catalog index"
     if model and not same_model(model, built_with, root):
+        asked_family = families.of_folder(model)
+        kinds = (f" (a {families.label(family)} model)", f" (a {families.label(asked_family)} model)") \
+            if asked_family and asked_family != family else ("", "")
         raise ModelMismatchError(
-            f"The index {source or where} was built with the model {built_with}, but the model {model} was asked for "
-            f"(--model / STYLISHI_MODEL). Its vectors only make sense with {built_with}: drop --model (and unset "
-            f"STYLISHI_MODEL) to use it, or build an index with {model}.")
+            f"The index {source or where} was built with the model {built_with}{kinds[0]}, but the model {model}"
+            f"{kinds[1]} was asked for (--model / STYLISHI_MODEL). Its vectors only make sense with {built_with}: "
+            f"drop --model (and unset STYLISHI_MODEL) to use it, or build an index with {model}.")
     if embedder is None:
         return None
+    if embedder.family.name != family:
+        raise ModelMismatchError(
+            f"The index {source or where} was built with the {families.label(family)} model {built_with}, but the "
+            f"loaded model {embedder.model_id} is a {embedder.family.label} model: its vectors live in another space. "
+            f"Load {built_with}, or build an index with {embedder.model_id}.")
     if embedder.dim != dim:
         if same_model(embedder.model_id, built_with, root):
             raise ArtifactError(

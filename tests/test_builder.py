@@ -233,7 +233,7 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, messy_folder):
     assert f"error: The image folder {tmp_path / 'missing'} does not exist" in done.stderr and "Traceback" not in done.stderr
     done = run_cli("--images", str(messy_folder), "--model", str(tmp_path / "nomodel"), "--out", str(tmp_path / "o"))
     assert done.returncode == 2
-    assert "error: Could not load the CLIP model" in done.stderr and "no such folder" in done.stderr and "Traceback" not in done.stderr
+    assert "error: Could not load the model" in done.stderr and "no such folder" in done.stderr and "Traceback" not in done.stderr
     # Offline, the default model not cached: the message says how to build offline.
     done = run_cli("--images", str(messy_folder), "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "--model demo_index/model" in done.stderr and "Traceback" not in done.stderr

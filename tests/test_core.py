@@ -43,7 +43,7 @@ def test_a_reloaded_checkpoint_gives_the_same_vectors(tmp_path, service):
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="Could not load the CLIP model"):
+    with pytest.raises(ModelError, match="Could not load the model"):
         Embedder.load(tmp_path / "empty")
 
 
