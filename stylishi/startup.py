@@ -40,7 +40,7 @@ from .config import DEFAULT_MODEL, Settings, cache_dir
 from .errors import ArtifactError, ModelError, ModelMismatchError, StyliShiError
 from .hub import card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, snapshot_revision, \
     split_ref
-from .service import SearchService, load
+from .service import SearchService, check_compatible, load
 
 log = logging.getLogger(__name__)
 
@@ -340,13 +340,14 @@ class _Start:
             manifest = catalog_mod.read_manifest(out)
         except ArtifactError:
             return None
-        built_with = manifest["model"]["id"]
         if items is not None and (manifest.get("source") or {}).get("starter_items") != items:
             return None  # built with another size: rebuild
-        if model is not None and split_ref(model)[0] != built_with:
+        try:
+            check_compatible(manifest, model=model, root=out, source=f"starter {out}")
+        except ModelMismatchError:
             if items is None:
-                raise ModelMismatchError(f"starter {out} was built with {built_with}, not {model}")
-            return None
+                raise
+            return None  # built with another model: rebuild
         self.step(f"Loading the starter index {out}")
         return self.load(out, source=str(out), model=None)
 

@@ -41,6 +41,7 @@ import pytest
 from PIL import Image
 
 from stylishi import catalog as catalog_mod
+from stylishi.config import cache_dir
 from stylishi.demo import save_tiny_clip
 from tests.helpers import free_port, http_call, running_app
 
@@ -318,10 +319,13 @@ def test_missing_thumbnails_are_served_as_a_placeholder(gappy_server):
             assert Image.open(io.BytesIO(card.content)).size == (128, 128)
 
 
-def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server):
+def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server, gappy_index):
     with httpx.Client(base_url=gappy_server.url, timeout=60) as http:
         kind, (_, results) = http_call(http, "more_like_this", ["demo-0100", 3, None])
-        folder = Path(results[0]["thumbnail"].split("/gradio_api/file=", 1)[1]).parent
+        # The thumbnail folder (URLs name no server folder: /media/thumbs/<name>), as stylishi.catalog places it.
+        manifest = catalog_mod.read_manifest(gappy_index)
+        folder = cache_dir() / "thumbs" / manifest["files"][catalog_mod.THUMBS_FILE]["sha256"][:16]
+        assert (folder / Path(results[0]["thumbnail"]).name).is_file()
         shutil.rmtree(folder)  # e.g. a temp cleaner, or a disk swap, under a running app
         kind, (_, results) = http_call(http, "more_like_this", ["demo-0100", 3, None])
         assert kind == "complete" and len(results) == 3
