@@ -263,6 +263,9 @@ def test_webcam_snapshot_finds_the_item_in_front_of_the_camera(page, app_url):
     take_snapshot(page)
     found = wait_for_results(page, CAM_NAME)
     assert re.match(rf"#1 · [\d.]+% match\n{CAM_NAME}", found[0]), found[:3]
+    # What the shopper reads under the first results: the right article type and colour (the trained demo model).
+    kinds = [c.strip().splitlines()[-1] for c in found[:5]]
+    assert kinds[:2] == ["Caps · Blue"] * 2 and all(k.endswith("· Blue") for k in kinds), found[:5]
 
 
 def test_live_mode_follows_the_camera(playwright, clips, app_url, service):

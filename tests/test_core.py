@@ -291,15 +291,16 @@ def test_auto_index_choice_and_tuned_recall():
 
 
 def test_int8_mode_is_refused_when_it_would_reorder_near_neighbours(demo_index, service, caplog):
-    """The tiny random CLIP packs demo items ~2e-4 apart: int8 noise is about that big and is refused; OpenVINO's
-    error is far smaller, so the service's default "auto" takes it."""
+    """Catalog items packed ~1e-4 apart (as a random tiny CLIP packs them): int8 noise is about that big and is
+    refused; OpenVINO's error is far smaller, so the service's default "auto" takes it. (The trained demo model
+    spreads its items ~7e-3 apart, where int8 is faithful.)"""
     import logging
 
     gap = service.catalog.neighbour_gap()
-    assert 0 < gap < 1e-3
+    assert 0 < gap < 0.05
     assert service.embedder.mode == "openvino"  # stylishi.load's default "auto" decided this
     with caplog.at_level(logging.INFO, logger="stylishi.embedder"):
-        emb = Embedder.load(demo_index / "model", device="cpu", mode="int8", neighbour_gap=gap)
+        emb = Embedder.load(demo_index / "model", device="cpu", mode="int8", neighbour_gap=1e-4)
     assert emb.mode == "fp32" and "not faithful enough" in caplog.text
     # With catalog items far apart, the same int8 model is kept: a different, faithful vector space.
     pic = [garment_picture("Dresses", "Red", "Solid", seed=4)]
