@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             uploads = Path(args.uploads) if args.uploads else None
         else:
             uploads = tmp / "gradio-uploads"
-            os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # the app started here inherits it
+            os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # the app started here inherits it (its folder: uploads/stylishi)
+            os.environ.setdefault("STYLISHI_RATE_LIMIT", "0")  # a load test measures capacity, not the rate limit
             port = free_port()
             print(f"starting app.py --index {args.index} on 127.0.0.1:{port} (upload cache {uploads}) ...", flush=True)
             proc, ready = start_app(args.index, port, args.mode)

@@ -129,6 +129,9 @@ class Limits:
     max_side: int = field(default_factory=lambda: _env_int("STYLISHI_MAX_SIDE", 4096, minimum=16))
     max_text_chars: int = field(default_factory=lambda: _env_int("STYLISHI_MAX_TEXT", 500, minimum=1))
     max_k: int = 50
+    # Requests that do work (POSTs: uploads, queries) per client address and minute, in bursts of a fifth of it;
+    # over it the app answers 429 with a sentence. 0 = no limit. Behind a proxy all visitors share its address.
+    requests_per_minute: int = field(default_factory=lambda: _env_int("STYLISHI_RATE_LIMIT", 300))
 
 
 @dataclass(frozen=True)

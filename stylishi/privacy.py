@@ -129,3 +129,41 @@ def _identity(path: Path) -> tuple | None:
     if not stat.S_ISREG(st.st_mode):
         return None
     return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def app_temp_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The app's own temporary folder (uploads wait there for their query): `<STYLISHI_CACHE>/tmp`, or a
+    `stylishi` folder inside an explicitly given GRADIO_TEMP_DIR; never a folder shared with other apps.
+
+    Created with mode 0700 (only this user can list or read it) and emptied: nothing from an earlier run survives,
+    even one that was killed before its deletions were done. Set GRADIO_TEMP_DIR to it before importing gradio.
+    """
+    from .config import cache_dir
+
+    folder = (Path(explicit) / "stylishi") if explicit else cache_dir() / "tmp"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    empty_folder(folder)
+    return folder.resolve()
+
+
+def empty_folder(folder: str | os.PathLike) -> int:
+    """Delete everything inside `folder` (not the folder itself); returns how many files went. Links are removed,
+    never followed."""
+    import shutil
+
+    removed = 0
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    for entry in list(root.iterdir()):
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                removed += sum(1 for p in entry.rglob("*") if not p.is_dir())
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        except OSError as exc:
+            log.warning("could not remove a temporary file (%s)", type(exc).__name__)
+    return removed

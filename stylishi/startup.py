@@ -40,7 +40,7 @@ from .config import DEFAULT_MODEL, Settings, cache_dir
 from .errors import ArtifactError, ModelError, ModelMismatchError, StyliShiError
 from .hub import card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, snapshot_revision, \
     split_ref
-from .service import SearchService, load
+from .service import SearchService, check_compatible, load
 
 log = logging.getLogger(__name__)
 
@@ -275,14 +275,10 @@ class _Start:
             raise Failed(answer.error, FIX_HUB)
         self.step(f"Downloading the index {step.target} (commit {answer.sha[:12]}) into the Hugging Face cache")
         root = resolve_index(step.target, local_files_only=False)
-        sha = snapshot_revision(root) or answer.sha
-        try:
-            return Served(self.load(root, source=f"{repo}@{sha}"), note=sha)
-        except ModelMismatchError:
-            raise
-        except StyliShiError as exc:
-            self.failed_download = root
-            raise Failed(f"its revision {sha[:12]}: {exc}{_evicted(root, exc)}") from exc
+        self.failed_download = root  # until it loads: the cache step then knows this snapshot failed
+        served = self.snapshot(root, repo, snapshot_revision(root) or answer.sha)
+        self.failed_download = None
+        return served
 
     # 3. its cached revision
     def cache(self, step: Step) -> Served:
@@ -294,8 +290,12 @@ class _Start:
             raise Failed("no revision of it is cached here", FIX_CACHE) from None
         sha = snapshot_revision(root) or "?"
         self.step(f"Using the cached revision {sha[:12]} of {step.target}")
+        return self.snapshot(root, split_ref(step.target)[0], sha)
+
+    def snapshot(self, root: Path, repo: str, sha: str) -> Served:
+        """Load a Hub snapshot; one that fails its checksums is evicted from the cache (fetched again next start)."""
         try:
-            return Served(self.load(root, source=f"{split_ref(step.target)[0]}@{sha}"), note=sha)
+            return Served(self.load(root, source=f"{repo}@{sha}"), note=sha)
         except ModelMismatchError:
             raise
         except StyliShiError as exc:
@@ -312,11 +312,9 @@ class _Start:
             why = answer.error
             if answer.ok:
                 out = cache_dir() / "starter" / f"{ds_repo}@{answer.sha}"
-                try:
+                try:  # (no model mismatch here: a starter built with another model is built again)
                     service = self._cached_starter(out, model, items) or \
                         self._build_starter(out, ds_repo, answer.sha, answer.license, model or DEFAULT_MODEL, items)
-                except ModelMismatchError:
-                    raise
                 except StyliShiError as exc:
                     why = str(exc)
                 else:
@@ -342,13 +340,14 @@ class _Start:
             manifest = catalog_mod.read_manifest(out)
         except ArtifactError:
             return None
-        built_with = manifest["model"]["id"]
         if items is not None and (manifest.get("source") or {}).get("starter_items") != items:
             return None  # built with another size: rebuild
-        if model is not None and split_ref(model)[0] != built_with:
+        try:
+            check_compatible(manifest, model=model, root=out, source=f"starter {out}")
+        except ModelMismatchError:
             if items is None:
-                raise ModelMismatchError(f"starter {out} was built with {built_with}, not {model}")
-            return None
+                raise
+            return None  # built with another model: rebuild
         self.step(f"Loading the starter index {out}")
         return self.load(out, source=str(out), model=None)
 

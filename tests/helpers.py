@@ -94,7 +94,9 @@ def file_data(path: str, name: str) -> dict:
 
 
 def files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    """The files under `folder` now; one that a janitor removes during the walk is simply not counted."""
+    return [Path(root) / name for root, _, names in os.walk(folder) for name in names
+            if (Path(root) / name).is_file()]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15, step: float = 0.2) -> bool:

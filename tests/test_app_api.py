@@ -6,12 +6,8 @@ The round-trip times measured here are written to test-artifacts/api-roundtrip.j
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,47 +15,23 @@ import httpx
 import pandas as pd
 import pytest
 
+from tests.helpers import http_call, running_app
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 ITEM = "demo-0042"  # a catalog item: its own picture must find it first
 SECRET_NAME = "private-selfie-7f3a"  # an upload's file name that must never reach the server log
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_server(demo_index, tmp_path_factory):
     """The real CLI: load, warm up, log one startup line, serve on 127.0.0.1 (MCP asked for by env var)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "STYLISHI_MCP": "1",
-           "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(demo_index), "--device", "cpu"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while "StyliShi ready" not in log_path.read_text():
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not start in 90 s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    with running_app(demo_index, tmp_path_factory.mktemp("app"),
+                     env={"STYLISHI_MCP": "1", "STYLISHI_RATE_LIMIT": "0"}) as app:
         startup_s = time.perf_counter() - t0
-        assert httpx.get(url + "/", timeout=10).status_code == 200
-        yield {"url": url, "log": log_path, "startup_s": startup_s}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        assert httpx.get(app.url + "/", timeout=10).status_code == 200
+        yield {"url": app.url, "log": app.log, "startup_s": startup_s}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +61,7 @@ def test_startup_logs_one_clear_line(app_server, demo_index):
     ready = [line for line in log.splitlines() if "StyliShi ready" in line]
     assert len(ready) == 1, log
     line = ready[0]
-    for part in (str(demo_index), "384 items", "64-d", "warm-up", app_server["url"]):
+    for part in (str(demo_index), "1200 items", "64-d", "warm-up", app_server["url"]):
         assert part in line, line
     try:
         import mcp  # noqa: F401
@@ -130,12 +102,12 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     assert top["score"] == pytest.approx(1.0, abs=1e-4)
     assert set(top) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour", "thumbnail"}
     assert top["thumbnail"].rsplit("/", 1)[-1] == f"{ITEM}.jpg"
-    assert top["name"] == "Grey polka dot t-shirt"
+    assert top["name"] == "Pink polka dot t-shirt"
     assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Grey")
     assert [r["rank"] for r in results] == list(range(1, 11))
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
     # The demo index is calibrated: "% match" is the chance of the same article type, not the raw cosine.
-    assert re.match(r"#1 · [\d.]+% match\nGrey polka dot t-shirt", gallery[0]["caption"]), gallery[0]["caption"]
+    assert re.match(r"#1 · [\d.]+% match\nPink polka dot t-shirt", gallery[0]["caption"]), gallery[0]["caption"]
     assert Path(gallery[0]["image"]).name == f"{ITEM}.jpg" and Path(gallery[0]["image"]).is_file()
 
 
@@ -210,34 +182,46 @@ def test_notice_banner_is_shown_when_the_service_has_one(service):
     """service.notice (the demo/starter/cache fallback line) goes on the page; without one there is no banner."""
     import copy
 
-    import app
+    from stylishi_ui.page import build_app
 
     def banner(svc):
-        demo = app.build_app(svc, examples_dir=None)
+        demo = build_app(svc, examples_dir=None)
         return next(c for c in demo.config["components"] if c["props"].get("elem_id") == "notice")["props"]
 
     assert banner(service)["visible"] is False
     noted = copy.copy(service)
+    noted.startup = None
     noted.notice = "This is the offline demo <catalog>: run build_index.py for a real one."
     props = banner(noted)
     assert props["visible"] is True and "offline demo &lt;catalog&gt;" in props["value"]
 
 
+def test_the_start_up_notice_is_one_line_with_the_reasons_folded(service):
+    """From service.startup (stylishi.startup.StartupReport): the headline as one line, each failed or skipped
+    attempt as a line inside a <details> element (escaped), nothing when the index asked for is served."""
+    import copy
+
+    from stylishi.startup import Attempt, StartupReport
+    from stylishi_ui.cards import notice_html
+
+    report = StartupReport(asked_for="acme/<shop>", fallback="demo", attempts=(
+        Attempt("hub", "acme/<shop>", "failed", reason="The Hub did not answer in 5 s.", fix="check HF_ENDPOINT"),
+        Attempt("cache", "acme/<shop>", "skipped", reason="Nothing is cached."),
+        Attempt("demo", "demo", "served")))
+    fallen = copy.copy(service)
+    fallen.startup, fallen.notice = report, report.headline()
+    html = notice_html(fallen)
+    head, folded = html.split("<details>", 1)
+    assert head == "<p>Offline demo: the catalog index acme/&lt;shop&gt; could not be loaded.</p>"
+    assert folded.startswith("<summary>") and folded.count("<li>") == 2 and "The Hub did not answer" in folded
+    assert "acme/<shop>" not in html
+    served = copy.copy(service)
+    served.startup = StartupReport(asked_for="x", attempts=(Attempt("folder", "x", "served"),))
+    served.notice = None
+    assert notice_html(served) == ""
+
+
 # -- raw HTTP, limits, privacy ----------------------------------------------------------------------------------------
-def http_call(http: httpx.Client, api_name: str, data: list) -> tuple[str, object]:
-    """POST /gradio_api/call/<name>, then read its event stream: ("complete", outputs) or ("error", message)."""
-    event_id = http.post(f"/gradio_api/call/{api_name}", json={"data": data}).json()["event_id"]
-    kind, payload = None, None
-    with http.stream("GET", f"/gradio_api/call/{api_name}/{event_id}") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: ") and kind in ("complete", "error"):
-                payload = json.loads(line[6:])
-                break
-    return kind, payload
-
-
 def upload(http: httpx.Client, path: Path) -> dict:
     with open(path, "rb") as f:
         response = http.post("/gradio_api/upload", files={"files": (path.name, f, "image/png")})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import http.server
 import re
-import socket
 import threading
 from pathlib import Path
 
@@ -17,13 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # A cap: asymmetric, and its mirror image finds another cap first, so a mirrored capture would fail the test.
-CAM_ITEM, CAM_NAME = "demo-0340", "Blue cap"
+CAM_ITEM, CAM_NAME = "demo-1170", "Blue cap"
 LIVE_ITEMS = ("demo-0290", "demo-0230")  # the live clip shows one, then the other: the results must follow
-UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Grey polka dot t-shirt"
+UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Pink polka dot t-shirt"
 QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -35,12 +36,6 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason=f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_y4m(path: Path, pictures: list[Image.Image], frames_each: int = 10, fps: int = 10) -> Path:
@@ -71,11 +66,13 @@ def write_y4m(path: Path, pictures: list[Image.Image], frames_each: int = 10, fp
 @pytest.fixture(scope="module")
 def app_url(service):
     """The app as main() builds it, launched in this process on 127.0.0.1."""
-    import app
+    from stylishi_ui.page import build_app
+    from stylishi_ui.server import launch_options
 
-    demo = app.build_app(service)
+    demo = build_app(service)
+    # No rate limit: the browser, the iframe page and the web component all come from 127.0.0.1.
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.launch_options(service))
+                **launch_options(demo, service, requests_per_minute=0))
     yield demo.local_url.rstrip("/")
     demo.close()
 
@@ -194,7 +191,8 @@ def test_first_screen(page, app_url):
     assert page.title().startswith("StyliShi")
     assert page.locator("#timings").inner_text().startswith("Upload a photo")
     assert page.locator("#notice").count() == 0 or not page.locator("#notice").is_visible()
-    assert page.locator("#examples button.gallery-item").count() >= 8  # data/examples + catalog items
+    page.locator("#examples .thumbnail-item img").nth(7).wait_for()  # data/examples + catalog items, at /media/...
+    assert page.locator("#examples .thumbnail-item").count() >= 8
     for tab in ("Photo", "Live camera", "Describe"):
         assert page.get_by_role("tab", name=tab).is_visible()
     assert not page.locator("#more-like-this").is_visible()
@@ -208,7 +206,7 @@ def test_upload_flow(page, app_url, demo_index):
     assert re.match(rf"#1 · [\d.]+% match\n{UPLOAD_NAME}", found[0])  # the calibrated % match
     assert all(re.match(rf"#{i} · [\d.]+% match\n", c) for i, c in enumerate(found, start=1))
     status = page.locator("#timings").inner_text()
-    assert re.search(r"10 results for the photo search among 384 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
+    assert re.search(r"10 results for the photo search among 1,200 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
                      status)
 
 
@@ -225,11 +223,12 @@ def test_bad_file_shows_the_core_message_and_the_page_keeps_working(page, app_ur
 
 def test_clicking_an_example(page, app_url):
     open_app(page, app_url)
-    example = page.locator("#examples button.gallery-item").first
+    example = page.locator("#examples .thumbnail-item").first
     example.click()
     found = wait_for_results(page)
-    assert len(found) == 10
-    assert page.locator("#query-image img").first.is_visible()  # the example became the query picture
+    assert len(found) == 10 and "photo search" in page.locator("#timings").inner_text()
+    src = page.locator("#examples .thumbnail-item img").first.get_attribute("src")
+    assert "/media/examples/" in src and "/work/" not in src and "/tmp/" not in src  # no server folder in the page
 
 
 def test_text_search_more_like_this_and_filters(page, app_url):

@@ -113,14 +113,15 @@ def test_an_old_index_without_calibration_loads_and_is_labelled_raw(demo_index, 
 
 
 def test_cards_say_match_when_calibrated_and_similarity_when_raw(service, demo_index):
-    import app
+    from stylishi_ui.cards import caption, match_text
 
     response = service.search_image(demo_index / "catalog_images" / "demo-0005.png", k=3)
     top = response.results[0]
     assert response.calibrated
-    assert app._caption(top, response.calibrated).startswith(f"#1 · {app._percent(top.match)} match\n{top.name}")
-    assert app._caption(top, False).startswith(f"#1 · similarity {top.score:.2f}\n{top.name}")
-    assert "%" not in app._caption(top, False)
+    assert match_text(top.match, top.score) == f"{top.match:.0f}% match"
+    assert caption(top, response.calibrated).startswith(f"#1 · {top.match:.0f}% match\n{top.name}")
+    assert caption(top, False).startswith(f"#1 · similarity {top.score:.2f}\n{top.name}")
+    assert "%" not in caption(top, False)
 
 
 def test_eval_calibrate_writes_it_into_a_local_index_keeping_checksums(demo_index, tmp_path):

@@ -12,7 +12,7 @@ from PIL import Image
 
 import stylishi
 from stylishi import catalog as catalog_mod
-from stylishi.demo import garment_picture, save_tiny_clip
+from stylishi.demo import copy_demo_model, garment_picture, save_tiny_clip
 from stylishi.embedder import Embedder
 from stylishi.errors import ArtifactError, ImageError, ModelError, QueryError
 
@@ -34,7 +34,7 @@ def test_embeddings_are_unit_float32_and_deterministic(service):
 
 
 def test_a_reloaded_checkpoint_gives_the_same_vectors(tmp_path, service):
-    model_dir = save_tiny_clip(tmp_path / "again")  # same seed: same weights
+    model_dir = copy_demo_model(tmp_path / "again")  # the shipped demo model, copied again: same weights
     other = Embedder.load(model_dir, device="cpu", mode="fp32")
     pic = [garment_picture("Skirts", "Green", "Checked", seed=3)]
     original = Embedder.load(service.catalog.root / "model", device="cpu", mode="fp32")
@@ -67,10 +67,10 @@ def test_response_shape_and_timings(service, demo_index):
     assert scores == sorted(scores, reverse=True)
     assert set(res.timings_ms) == {"preprocess", "embed", "search", "format", "total"}
     assert res.timings_ms["total"] >= res.timings_ms["embed"] > 0
-    assert res.catalog_size == 384 and res.query == "image"
+    assert res.catalog_size == 1200 and res.query == "image"
     top = res.results[0]
-    assert top.name == "Red t-shirt" and (top.category, top.article_type, top.colour) == ("Apparel", "Tshirts", "Red")
-    assert top.metadata["colour"] == "Red" and "thumbnail" not in top.metadata
+    assert top.name == "Black t-shirt" and (top.category, top.article_type, top.colour) == ("Apparel", "Tshirts", "Black")
+    assert top.metadata["colour"] == "Black" and "thumbnail" not in top.metadata
     thumb = Path(top.thumbnail)
     assert thumb.is_file() and thumb.name == "demo-0000.jpg"
     assert Image.open(thumb).format == "JPEG" and max(Image.open(thumb).size) <= 256
@@ -219,7 +219,7 @@ def test_count_mismatch_is_refused(tmp_path, demo_index):
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["files"]["items.parquet"] = catalog_mod._file_entry(root / "items.parquet")
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="item counts differ .*items.parquet 383"):
+    with pytest.raises(ArtifactError, match="item counts differ .*items.parquet 1199"):
         catalog_mod.load(root)
 
 

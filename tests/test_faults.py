@@ -41,6 +41,7 @@ import pytest
 from PIL import Image
 
 from stylishi import catalog as catalog_mod
+from stylishi.config import cache_dir
 from stylishi.demo import save_tiny_clip
 from tests.helpers import free_port, http_call, running_app
 
@@ -104,7 +105,7 @@ BROKEN = {
         r"index\.faiss could not be read by FAISS"),
     "vectors-damaged-checksums-match": (
         lambda r: (_edit_bytes(r / "index.faiss", _nan_last_vector), _manifest(r, refresh=["index.faiss"])),
-        r"index\.faiss is damaged: the vector of item row 383 has length nan, not 1"),
+        r"index\.faiss is damaged: the vector of item row 1199 has length nan, not 1"),
     "manifest-dim-mismatch": (lambda r: _manifest(r, lambda m: m["embedding"].__setitem__("dim", 128)),
                               r"index\.faiss holds 64-d vectors but the manifest says 128"),
     "manifest-model-other-size": (
@@ -115,7 +116,7 @@ BROKEN = {
         r"The model \./other does not reproduce the vectors of the catalog index .*: its own pictures embed at a "
         r"cosine of -?\d\.\d\d to their stored vectors"),
     "items-row-count": (lambda r: _items(r, lambda items: items.iloc[:-1]),
-                        r"item counts differ \(manifest 384, index 384, items\.parquet 383, thumbnails\.parquet 384\)"),
+                        r"item counts differ \(manifest 1200, index 1200, items\.parquet 1199, thumbnails\.parquet 1200\)"),
     "items-no-id-column": (lambda r: _items(r, lambda items: items.drop(columns=["id"])), r"has no 'id' column"),
     "thumbnail-shared": (lambda r: _items(r, _share_thumbnail), r"several items share the thumbnail"),
     "thumbnail-name-traversal": (
@@ -143,7 +144,7 @@ def broken(demo_index, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(free_port()),
            "STYLISHI_EMBED_MODE": "fp32", "PYTHONUNBUFFERED": "1"}
     env.pop("STYLISHI_NO_FALLBACK", None)
@@ -158,7 +159,7 @@ def command_lines(broken, demo_index, tmp_path_factory) -> dict[str, subprocess.
     runs = {name: ("--index", str(broken[name]), "--no-fallback") for name in ON_THE_COMMAND_LINE}
     runs["explicit-model-with-fallback"] = ("--index", str(demo_index), "--model", str(other), "--fallback", "demo")
     runs["named-index-no-flag"] = ("--index", str(broken["index-truncated"]))  # no --no-fallback: refused all the same
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:  # a shared 2-core box: not all start-ups at once
         futures = {name: pool.submit(_cli, *args) for name, args in runs.items()}
         return {name: future.result() for name, future in futures.items()}
 
@@ -268,7 +269,7 @@ def test_with_the_fallback_on_a_broken_index_gives_the_demo_and_a_notice_saying_
     monkeypatch.setenv("STYLISHI_CACHE", str(tmp_path / "cache"))
     _copy(demo_index, tmp_path / "cache" / "demo")  # the demo as a first start builds it, without the 10 s
     service = open_service(str(broken[name]), fallback="demo", device="cpu", mode="fp32")
-    assert service.source == "demo" and len(service.catalog) == 384
+    assert service.source == "demo" and len(service.catalog) == 1200
     assert service.notice == f"Offline demo: the catalog index {broken[name]} could not be loaded."  # one short line
     (why,) = service.startup.details()  # the reason, for the page's <details>
     assert why.startswith(f"The folder {broken[name]}: ") and re.search(BROKEN[name][1], why), why
@@ -318,10 +319,13 @@ def test_missing_thumbnails_are_served_as_a_placeholder(gappy_server):
             assert Image.open(io.BytesIO(card.content)).size == (128, 128)
 
 
-def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server):
+def test_a_wiped_thumbnail_cache_is_unpacked_again_while_serving(gappy_server, gappy_index):
     with httpx.Client(base_url=gappy_server.url, timeout=60) as http:
         kind, (_, results) = http_call(http, "more_like_this", ["demo-0100", 3, None])
-        folder = Path(results[0]["thumbnail"].split("/gradio_api/file=", 1)[1]).parent
+        # The thumbnail folder (URLs name no server folder: /media/thumbs/<name>), as stylishi.catalog places it.
+        manifest = catalog_mod.read_manifest(gappy_index)
+        folder = cache_dir() / "thumbs" / manifest["files"][catalog_mod.THUMBS_FILE]["sha256"][:16]
+        assert (folder / Path(results[0]["thumbnail"]).name).is_file()
         shutil.rmtree(folder)  # e.g. a temp cleaner, or a disk swap, under a running app
         kind, (_, results) = http_call(http, "more_like_this", ["demo-0100", 3, None])
         assert kind == "complete" and len(results) == 3
@@ -363,7 +367,7 @@ def test_a_cached_download_is_served_offline_and_a_damaged_one_is_refused_and_ev
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     snapshot, blobs = _as_cached_download(demo_index, tmp_path / "hub", "owner/idx")
     service = open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
-    assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 384
+    assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 1200
     assert service.search_image(demo_index / "catalog_images" / "demo-0042.png", k=1).results[0].id == "demo-0042"
 
     damaged = (snapshot / "index.faiss").resolve()

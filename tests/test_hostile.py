@@ -33,7 +33,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers import free_port, http_call
+from tests.helpers import file_data, files_in, http_call, running_app, upload_bytes, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEM = "demo-0042"  # a catalog item: variants of its own picture must still find it first
@@ -43,71 +43,10 @@ LEAKS = re.compile(r"Traceback|File \"|site-packages|\.py\b|line \d+|/work/|/tmp
 
 
 # -- one app server, the way production starts it ----------------------------------------------------------------
-@dataclass
-class RunningApp:
-    url: str
-    log: Path
-    uploads: Path  # GRADIO_TEMP_DIR: Gradio's upload cache for this server
-    proc: subprocess.Popen
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def running_app(index: Path | str, workdir: Path, *args: str, env: dict | None = None, timeout: float = 120):
-    """`python app.py --index INDEX --no-fallback` on a free loopback port, with its own upload cache and log."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    uploads = workdir / "gradio-uploads"
-    log_path = workdir / "app.log"
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_TEMP_DIR": str(uploads), "PYTHONUNBUFFERED": "1", "STYLISHI_EMBED_MODE": "fp32", **(env or {})}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(index), "--device", "cpu",
-                                 "--no-fallback", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while "StyliShi ready" not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py did not start in {timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-        yield RunningApp(f"http://127.0.0.1:{port}", log_path, uploads, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def upload_bytes(http: httpx.Client, name: str, data: bytes) -> httpx.Response:
-    return http.post("/gradio_api/upload", files={"files": (name, data, "application/octet-stream")})
-
-
-def file_data(path: str, name: str) -> dict:
-    return {"path": path, "meta": {"_type": "gradio.FileData"}, "orig_name": name}
-
-
-def files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
-
-
 @pytest.fixture(scope="module")
 def server(demo_index, tmp_path_factory):
-    with running_app(demo_index, tmp_path_factory.mktemp("hostile")) as running:
+    # No rate limit here: this module sends hundreds of requests on purpose (test_security checks the limit).
+    with running_app(demo_index, tmp_path_factory.mktemp("hostile"), env={"STYLISHI_RATE_LIMIT": "0"}) as running:
         yield running
 
 
@@ -381,9 +320,9 @@ def test_a_flood_of_bad_requests_leaves_the_server_answering(server, http, cases
 @pytest.fixture(scope="module")
 def page(service):
     """The page's event handlers, looked up by name in the Blocks the app serves (called as Gradio calls them)."""
-    import app
+    from stylishi_ui.page import build_app
 
-    demo = app.build_app(service, examples_dir=None, forget_after_s=0)
+    demo = build_app(service, examples_dir=None, forget_after_s=0)
     handlers = {}
     for block_fn in demo.fns.values():
         handlers.setdefault(block_fn.name, block_fn.fn)
@@ -404,20 +343,20 @@ def test_hostile_uploads_through_the_page(page, service, cases, tmp_path):
         for value in (str(path), case.data):  # an uploaded file, and a data URL's bytes (webcam, clipboard)
             if case.refused:
                 with pytest.raises(gr.Error) as caught:
-                    on_image(value, 5, *_no_filters(service))
+                    on_image(value, 5, None, *_no_filters(service))
                 assert re.search(case.refused, caught.value.message), (case.id, caught.value.message)
                 assert not LEAKS.search(caught.value.message)
                 # The live camera skips a bad frame instead of ending the stream.
-                assert on_live(value, 5, *_no_filters(service)) == gr.skip()
+                assert on_live(value, 5, None, *_no_filters(service)) == gr.skip()
             else:
-                gallery, status, results, query, *_ = on_image(value, 5, *_no_filters(service))
+                gallery, status, results, query, *_ = on_image(value, 5, None, *_no_filters(service))
                 assert len(gallery) == 5 and status.startswith("**5** results for the photo search")
                 if case.finds_item:
                     assert results[0]["id"] == ITEM, case.id
                 assert query["kind"] == "image" and query["vector"] is not None
     big = b"\xff\xd8\xff" + os.urandom(10 * 1024 * 1024 + 10)
     with pytest.raises(gr.Error, match=r"The file is 10\.5 MB; the most we accept is 10 MB"):
-        on_image(big, 5, *_no_filters(service))
+        on_image(big, 5, None, *_no_filters(service))
 
 
 def test_hostile_queries_through_the_page(page, service):
@@ -428,17 +367,17 @@ def test_hostile_queries_through_the_page(page, service):
     cols = list(service.filter_values)
     colour = [["Plaid"] if c == "colour" else [] for c in cols]
     refused = [
-        (lambda: on_text("dress " * 2000, 5, *none), r"characters long; please keep it to at most 500 characters"),
-        (lambda: on_text("", 5, *none), "Type a few words"),
-        (lambda: on_text(" \t\u3000 ", 5, *none), "Type a few words"),
-        (lambda: on_text("dress", 0, *none), "from 1 to 50; got 0"),
-        (lambda: on_text("dress", 51, *none), "from 1 to 50; got 51"),
-        (lambda: on_text("dress", 2.5, *none), "whole number"),
-        (lambda: on_text("dress", 5, *colour), "No item has colour 'plaid'"),
-        (lambda: by_item(None, 5, *none), "Click a result first"),
-        (lambda: by_item("no-such-item", 5, *none), "no item with id"),
-        (lambda: by_item(ITEM, 5, *colour), "No item has colour"),
-        (lambda: rerun({"kind": "item", "item": "gone"}, "", 5, *none), "no item with id"),
+        (lambda: on_text("dress " * 2000, 5, None, *none), r"characters long; please keep it to at most 500 characters"),
+        (lambda: on_text("", 5, None, *none), "Type a few words"),
+        (lambda: on_text(" \t\u3000 ", 5, None, *none), "Type a few words"),
+        (lambda: on_text("dress", 0, None, *none), "from 1 to 50; got 0"),
+        (lambda: on_text("dress", 51, None, *none), "from 1 to 50; got 51"),
+        (lambda: on_text("dress", 2.5, None, *none), "whole number"),
+        (lambda: on_text("dress", 5, None, *colour), "No item has colour 'plaid'"),
+        (lambda: by_item(None, 5, None, *none), "Click a result first"),
+        (lambda: by_item("no-such-item", 5, None, *none), "no item with id"),
+        (lambda: by_item(ITEM, 5, None, *colour), "No item has colour"),
+        (lambda: rerun({"kind": "item", "item": "gone"}, "", 5, None, *none), "no item with id"),
     ]
     for call, message in refused:
         with pytest.raises(gr.Error) as caught:
@@ -446,10 +385,10 @@ def test_hostile_queries_through_the_page(page, service):
         assert re.search(message, caught.value.message), caught.value.message
         assert not LEAKS.search(caught.value.message)
     # Accepted odd text, and a photo's rerun from its stored vector after its picture is gone.
-    assert len(on_text(f"<b>{TYPED}</b> \x00 👗 red dress", 4, *none)[0]) == 4
+    assert len(on_text(f"<b>{TYPED}</b> \x00 👗 red dress", 4, None, *none)[0]) == 4
     picture = Path(service.catalog.thumbnail_path(service.catalog.row_of(ITEM)))
-    *_, query, _, _ = page["on_image"](picture.read_bytes(), 5, *none)
-    gallery, status, results, *_ = rerun(query, "", 7, *none)
+    *_, query, _, _ = page["on_image"](picture.read_bytes(), 5, None, *none)
+    gallery, status, results, *_ = rerun(query, "", 7, None, *none)
     assert len(gallery) == 7 and results[0]["id"] == ITEM and "photo search" in status
 
 
@@ -509,16 +448,16 @@ def test_stats_endpoint_counts_queries_and_refusals(server, http, cases):
     assert set(after["error_kinds"]) <= {"ImageError", "QueryError"}  # no InternalError: nothing crashed
     assert after["qps"] > 0 and after["latency_ms"]["p50"] <= after["latency_ms"]["p95"] <= after["latency_ms"]["p99"]
     assert 0 < after["avg_top_similarity"] <= 1 and 0 < image["avg_top_similarity"] <= 1
-    assert after["catalog_items"] == 384 and after["uptime_s"] > 0 and after["window"] == 1000
+    assert after["catalog_items"] == 1200 and after["uptime_s"] > 0 and after["window"] == 1000
 
 
 # -- observability: the stats view and stylishi.metrics -----------------------------------------------------------------
 def test_the_page_stats_view(page, service):
     service.metrics.reset()
     none = _no_filters(service)
-    page["on_text"]("red dress", 3, *none)
+    page["on_text"]("red dress", 3, None, *none)
     with pytest.raises(Exception):
-        page["on_text"]("", 3, *none)
+        page["on_text"]("", 3, None, *none)
     view = page["refresh_stats"]()
     assert view.startswith("**2** queries · **1** errors")
     assert "| text | 2 | 1 |" in view and "average top similarity" in view

@@ -159,3 +159,60 @@ def test_thumbnail_is_small_jpeg():
     data = thumbnail_jpeg(Image.new("RGB", (1000, 500), (1, 2, 3)))
     thumb = Image.open(io.BytesIO(data))
     assert thumb.format == "JPEG" and max(thumb.size) == 256
+
+
+# -- bounded work: allow-listed decoders, capped reads, reduced before colour conversion --------------------------
+def test_only_the_jpeg_png_and_webp_decoders_ever_run(monkeypatch):
+    """Other formats are named from their magic bytes; no other Pillow parser is handed the bytes."""
+    from PIL import BmpImagePlugin, TiffImagePlugin
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a decoder outside the allow-list was run")
+
+    monkeypatch.setattr(BmpImagePlugin.BmpImageFile, "_open", boom)
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_open", boom)
+    for fmt, name in (("BMP", "BMP"), ("TIFF", "TIFF"), ("GIF", "GIF"), ("ICO", "ICO")):
+        with pytest.raises(ImageError, match=f"{name} images are not supported"):
+            load_image(encode(red((32, 32)), fmt))
+    with pytest.raises(ImageError, match="not a picture we can read"):  # a format with no magic we name: PPM
+        load_image(encode(red(), "PPM"))
+
+
+def test_files_are_read_with_a_cap_and_only_regular_files(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block for ever
+    for path in (fifo, tmp_path, "/dev/zero", tmp_path / "missing.jpg"):
+        with pytest.raises(ImageError, match="could not be found"):
+            load_image(path)
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8\xff" + b"\0" * 2_000)
+    with pytest.raises(ImageError, match="the most we accept is 0 MB"):
+        load_image(big, Limits(max_bytes=1_000))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA", "L", "P", "CMYK", "I", "I;16", "F", "1"])
+def test_big_pictures_are_reduced_in_their_own_mode_first(mode):
+    from stylishi.images import WORK_SIDE, reduce
+
+    img = Image.new(mode, (3000, 1000))
+    small = reduce(img)
+    assert small.mode == mode and max(small.size) <= WORK_SIDE and small.size == (1000, 334)
+    assert load_image(img).size == (1000, 334)
+
+
+def test_sixteen_bit_levels_are_scaled_with_integers():
+    from stylishi.images import to_rgb
+
+    levels = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
+    out = np.asarray(to_rgb(Image.fromarray(levels)))[0, :, 0]
+    assert out.tolist() == [0, 1, 128, 255]
+    wide = Image.fromarray(np.array([[0, 1000, 65535]], dtype=np.int32))  # mode I, over 255: 16-bit range
+    assert np.asarray(to_rgb(wide))[0, :, 0].tolist() == [0, 4, 255]
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale():
+    data = encode(Image.new("RGB", (4096, 3072), (30, 120, 200)), "JPEG")
+    img = load_image(data)
+    assert img.size == (1024, 768) and img.getpixel((5, 5))[2] > 180

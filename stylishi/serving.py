@@ -1,0 +1,56 @@
+"""What serving a `SearchService` to the public needs besides searching: example queries, a warm-up, the
+statistics a monitor reads, and re-running the query on screen when its k or filters change. No UI code here."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # annotations only: serving needs no more than a service's public methods
+    from .results import SearchResponse
+    from .service import SearchService
+
+
+def catalog_examples(service: SearchService, n: int = 4) -> list[str]:
+    """The ids of a few catalog items of different kinds (and colours), to offer as example queries."""
+    items = service.catalog.items
+    col = next((c for c in ("article_type", "subcategory", "category") if c in items.columns), None)
+    if col is None:
+        rows = list(range(min(n, len(items))))
+    else:
+        groups = list(items.groupby(items[col].astype(str), sort=True).indices.values())
+        step = max(1, len(groups) // n)
+        # One item per kind, spread over the kinds; a different position in each kind, so colours vary too.
+        rows = [int(g[(i * 7 + len(g) // 3) % len(g)]) for i, g in enumerate(groups[::step][:n])]
+    return [str(items["id"].iloc[r]) for r in rows]
+
+
+def warm_up(service: SearchService) -> float:
+    """One query through each tower so the first visitor does not pay for lazy initialisation; milliseconds taken.
+    The service's statistics are reset afterwards: they count visitors' queries only."""
+    from PIL import Image
+
+    t0 = time.perf_counter()
+    service.search_image(Image.new("RGB", (64, 64), (200, 200, 200)), k=1)
+    service.search_text("a red dress", k=1)
+    service.metrics.reset()
+    return (time.perf_counter() - t0) * 1000
+
+
+def service_stats(service: SearchService) -> dict[str, Any]:
+    """What GET /stats returns: the query statistics and what is served (no paths, nothing from users)."""
+    return {**service.metrics.snapshot(), "catalog_items": len(service.catalog),
+            "embed_mode": service.embedder.mode, "device": service.embedder.device}
+
+
+def replay(service: SearchService, query: Mapping[str, Any] | None, text: str | None, k: Any,
+           filters: Mapping[str, Any] | None) -> SearchResponse | None:
+    """The query on screen again with another k or filters: a photo by its stored vector (its picture is gone),
+    a description by its text, "more like this" by its item. None when nothing is on screen to re-run."""
+    kind = (query or {}).get("kind")
+    if kind == "image" and query.get("vector") is not None:
+        return service.search_vector(query["vector"], k, filters)
+    if kind == "text" and text:
+        return service.search_text(text, k, filters)
+    if kind == "item":
+        return service.search_item(query.get("item"), k, filters)
+    return None

@@ -1,0 +1,88 @@
+"""The API for programs and agents: three named endpoints (MCP tools with --mcp), each answering a gallery and a
+JSON list of matches. After each call its upload and its Gradio session are let go: a program keeps no state here."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+from stylishi.filters import EXAMPLE, parse_filters
+
+from . import cards, gradio_compat as compat
+from .errors import run
+
+DEFAULT_K = 10
+API_NAMES = ("search_image", "search_text", "more_like_this")
+
+
+def _k(k: Any) -> Any:
+    """The API's k: omitted (null) means the default; anything else goes to the core, which explains a bad one."""
+    return DEFAULT_K if k is None or k == "" else k
+
+
+FILTERS_SCHEMA = {
+    "anyOf": [
+        {"type": "object", "additionalProperties": {"anyOf": [{"type": "string"},
+                                                             {"type": "array", "items": {"type": "string"}}]}},
+        {"type": "string"},
+        {"type": "null"},
+    ],
+    "description": f"e.g. {EXAMPLE}, or that object as JSON text",
+}
+
+
+def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], gallery: gr.Gallery, media,
+            forget, concurrency: int) -> None:
+    """The endpoints, on hidden components (inside `with demo:`)."""
+    with gr.Column(visible=False):
+        api_image = image_input(type="filepath", label="image", sources=["upload"])
+        api_text = gr.Textbox(label="text", value=None)
+        api_item = gr.Textbox(label="item_id", value=None)
+        api_k = compat.override_preprocess(gr.Slider(1, service.limits.max_k, value=DEFAULT_K, step=1, label="k"),
+                                           lambda value: value)  # the core explains a bad k
+        api_filters = compat.override_input_schema(gr.JSON(label="filters"), FILTERS_SCHEMA)
+        api_results = gr.JSON(label="results")
+
+    def api_call(search: Callable, request: gr.Request | None, upload=None):
+        try:
+            response = run(search)
+        finally:
+            forget(upload)
+            session = getattr(request, "session_hash", None)
+            if session:
+                forget.later(lambda: compat.drop_session(demo, session))
+        url_of = media.url_maker(compat.root_url(request))
+        return cards.gallery(response, url_of), cards.results_json(response, url_of)
+
+    def search_image(image, k=DEFAULT_K, filters=None, request: gr.Request = None):
+        return api_call(lambda: service.search_image(image, _k(k), parse_filters(filters)), request, image)
+
+    def search_text(text, k=DEFAULT_K, filters=None, request: gr.Request = None):
+        return api_call(lambda: service.search_text(text, _k(k), parse_filters(filters)), request)
+
+    def more_like_this(item_id, k=DEFAULT_K, filters=None, request: gr.Request = None):
+        return api_call(lambda: service.search_item(item_id, _k(k), parse_filters(filters)), request)
+
+    fields = "; ".join(f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
+                       for c, v in service.filter_values.items()) or "none"
+    common = (f"    k: how many results to return, 1 to {service.limits.max_k} (default {DEFAULT_K}).\n"
+              f"    filters: optional JSON object narrowing the search, e.g. {EXAMPLE}: values of one field are "
+              f"OR-ed, fields AND-ed. Fields: {fields}.\n\n"
+              "Returns:\n"
+              "    A gallery of the matches, and a JSON list of the matches best first, each {rank, id, score (cosine "
+              "similarity), match (percent), name, category (the catalog's category, the values the category filter "
+              "takes), article_type, colour (\"\" when the catalog has none), thumbnail (URL)}.\n")
+    search_image.__doc__ = (f"Find catalog products that look like a picture (a fashion visual search over "
+                            f"{len(service.catalog):,} products).\n\nArgs:\n"
+                            f"    image: the query picture, a JPEG, PNG or WebP file of at most "
+                            f"{service.limits.max_bytes / 1e6:.0f} MB, uploaded to this app first.\n" + common)
+    search_text.__doc__ = ("Find catalog products matching a description such as 'red floral summer dress'.\n\n"
+                           "Args:\n    text: what to look for, in a few words.\n" + common)
+    more_like_this.__doc__ = ("Find catalog products similar to a catalog item, by its id (the `id` of a result from "
+                              "search_image or search_text). The item itself is left out of the results.\n\nArgs:\n    item_id: the id of a catalog item.\n" + common)
+
+    options = dict(concurrency_limit=concurrency, concurrency_id="search")
+    compat.api_endpoint(search_image, [api_image, api_k, api_filters], [gallery, api_results], "search_image", **options)
+    compat.api_endpoint(search_text, [api_text, api_k, api_filters], [gallery, api_results], "search_text", **options)
+    compat.api_endpoint(more_like_this, [api_item, api_k, api_filters], [gallery, api_results], "more_like_this",
+                        **options)

@@ -1,0 +1,129 @@
+"""How results, timings, statistics and the start-up notice read on the page and in the API's JSON.
+
+No Gradio here: plain text, Markdown and HTML (escaped), testable on their own.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any, Callable
+
+FILTER_LABELS = {"gender": "Gender", "category": "Category", "subcategory": "Subcategory", "article_type": "Type",
+                 "colour": "Colour", "season": "Season", "usage": "Usage"}
+HINT = "Upload a photo, take one with your camera, pick an example or describe what you are looking for."
+
+
+def kind_of(r) -> str:
+    """The result's kind for a card: its article type, else its subcategory, else its category."""
+    meta = getattr(r, "metadata", None) or {}
+    return str(getattr(r, "article_type", "") or meta.get("article_type") or meta.get("subcategory")
+               or r.category or "")
+
+
+def colour_of(r) -> str:
+    meta = getattr(r, "metadata", None) or {}
+    return str(getattr(r, "colour", "") or meta.get("colour") or meta.get("baseColour") or "")
+
+
+def match_text(match: float, score: float, calibrated: bool = True) -> str:
+    """The card's strength line: a calibrated probability as "% match", a raw cosine as "similarity 0.93"."""
+    if not calibrated:
+        return f"similarity {score:.2f}"
+    return "100% match" if match >= 100 else f"{match:.0f}% match"
+
+
+def caption(r, calibrated: bool = True) -> str:
+    """A result card's text: "#rank · NN% match" / name / "article type · colour"."""
+    detail = " · ".join(v for v in (kind_of(r), colour_of(r)) if v)
+    return (f"#{r.rank} · {match_text(r.match, r.score, calibrated)}\n{r.name}"
+            + (f"\n{detail}" if detail else ""))
+
+
+def calibrated(response) -> bool:
+    """Whether the response's `match` is a calibrated probability (indexes without a calibration: raw cosine)."""
+    return bool(getattr(response, "calibrated", True))
+
+
+def gallery(response, url_of: Callable[[str], str]) -> list[tuple[str, str]]:
+    cal = calibrated(response)
+    return [(url_of(r.thumbnail), caption(r, cal)) for r in response.results]
+
+
+def results_json(response, url_of: Callable[[str], str]) -> list[dict[str, Any]]:
+    """The API's JSON per match (small on purpose: what a program needs to show or fetch a result)."""
+    return [{"rank": r.rank, "id": r.id, "score": r.score, "match": r.match, "name": r.name,
+             "category": r.category, "article_type": str(getattr(r, "article_type", "") or
+                                                         (r.metadata or {}).get("article_type") or ""),
+             "colour": colour_of(r), "thumbnail": url_of(r.thumbnail)} for r in response.results]
+
+
+def shown(response) -> list[dict[str, Any]]:
+    """What the page keeps of the results on screen (for "more like this" by position)."""
+    cal = calibrated(response)
+    return [{"id": r.id, "name": r.name, "rank": r.rank, "kind": kind_of(r),
+             "strength": match_text(r.match, r.score, cal)} for r in response.results]
+
+
+def selected_line(r: dict[str, Any]) -> str:
+    return f"Selected **#{r['rank']} {html.escape(r['name'])}** ({html.escape(r['kind'])}, {r['strength']})"
+
+
+def filters_text(filters: dict | None) -> str:
+    if not filters:
+        return "none"
+    parts = []
+    for col, v in filters.items():
+        values = [v] if isinstance(v, str) else list(v)
+        parts.append(f"{FILTER_LABELS.get(col, col).lower()} {' or '.join(map(str, values))}")
+    return html.escape(", ".join(parts))
+
+
+def status(response, filters: dict | None, what: str | None = None) -> str:
+    t = response.timings_ms
+    kinds = {"image": "photo", "text": "text", "item": "“more like this”", "vector": "photo"}
+    what = what or kinds.get(response.query, response.query)
+    n = len(response.results)
+    if n == 0:
+        return (f"No product matches these filters ({filters_text(filters)}) among the {response.catalog_size:,} "
+                "in the catalog. Remove a filter to see more.")
+    filtered = f" · filtered by {filters_text(filters)}" if filters else ""
+    ms = "\u00a0ms"  # a no-break space keeps "12 ms" on one line
+    return (f"**{n}** results for the {what} search among **{response.catalog_size:,}** products{filtered} · "
+            f"preprocess {t.get('preprocess', 0):.0f}{ms} · embed {t.get('embed', 0):.0f}{ms} · "
+            f"search {t.get('search', 0):.1f}{ms} · total **{t.get('total', 0):.0f}{ms}**")
+
+
+def stats_markdown(stats: dict[str, Any]) -> str:
+    """The page's "Service stats" view of `SearchService.metrics.snapshot()`."""
+    def ms(value) -> str:
+        return "–" if value is None else f"{value:.0f}\u00a0ms"
+
+    def sim(value) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lat = stats["latency_ms"]
+    lines = [f"**{stats['queries']:,}** queries · **{stats['errors']:,}** errors · **{stats['qps']:.2f}** queries/s "
+             f"since start ({stats['uptime_s']:.0f} s ago) · latency p50 **{ms(lat['p50'])}**, p95 {ms(lat['p95'])}, "
+             f"p99 {ms(lat['p99'])} · average top similarity **{sim(stats['avg_top_similarity'])}** "
+             f"(latency and similarity over the last {stats['window']:,} queries)"]
+    if stats["by_kind"]:
+        lines += ["", "| query | count | errors | p50 | p95 | p99 | avg top similarity |", "|---|---|---|---|---|---|---|"]
+        for kind, k_stats in stats["by_kind"].items():
+            k_lat = k_stats["latency_ms"]
+            lines.append(f"| {html.escape(kind)} | {k_stats['queries']:,} | {k_stats['errors']:,} | {ms(k_lat['p50'])} "
+                         f"| {ms(k_lat['p95'])} | {ms(k_lat['p99'])} | {sim(k_stats['avg_top_similarity'])} |")
+    return "\n".join(lines)
+
+
+def notice_html(service) -> str:
+    """The start-up notice: one short line, the reasons folded in a <details> element ("" when there is none)."""
+    report = getattr(service, "startup", None)
+    headline = report.headline() if report is not None else getattr(service, "notice", None)
+    if not headline:
+        return ""
+    details = report.details() if report is not None else []
+    if not details and report is None:  # an older core: the notice is one text, maybe long
+        first, _, rest = headline.partition(". ")
+        headline, details = (first + ".", [rest]) if rest and len(headline) > 160 else (headline, [])
+    folded = ("<details><summary>Why</summary><ul>" + "".join(f"<li>{html.escape(d)}</li>" for d in details)
+              + "</ul></details>") if details else ""
+    return f"<p>{html.escape(headline)}</p>{folded}"

@@ -1,0 +1,226 @@
+"""The StyliShi page: layout and its events. Handlers are small and named (tests call them as Gradio does)."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import gradio as gr
+
+from stylishi import StyliShiError
+from stylishi.filters import from_fields
+from stylishi.privacy import UploadJanitor
+from stylishi.serving import catalog_examples, replay
+
+from . import cards, gradio_compat as compat
+from .api import DEFAULT_K, add_api
+from .errors import UserError, run
+from .guard import FileGate
+from .intake import query_picture
+from .media import Media
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES_DIR = ROOT / "data" / "examples"
+DELETE_CACHE = (60, 120)  # backstop: every minute, purge uploads older than 2 min (even ones never queried)
+FORGET_UPLOAD_AFTER_S = 5  # a query's own upload is deleted this long after the query (stylishi.privacy)
+QUEUE_MAX = 64  # queries waiting beyond this are refused ("queue is full") instead of piling up
+LIVE_EVERY_S = 0.5
+LIVE_TIME_LIMIT_S = 60
+LIVE_CONCURRENCY = 2
+SEARCH_CONCURRENCY = 2
+PICTURES = (".jpg", ".jpeg", ".png", ".webp")
+# Rear camera on phones (pointing at a garment); not mirrored, so the query is the garment as it is.
+WEBCAM = gr.WebcamOptions(mirror=False, constraints={"video": {"facingMode": {"ideal": "environment"},
+                                                              "width": {"ideal": 640}, "height": {"ideal": 480}}})
+CSS = (Path(__file__).with_name("page.css")).read_text()
+
+def query_examples(examples_dir: Path | None = EXAMPLES_DIR) -> list[Path]:
+    if examples_dir is None or not Path(examples_dir).is_dir():
+        return []
+    return sorted(p for p in Path(examples_dir).iterdir() if p.suffix.lower() in PICTURES)
+
+def upload_janitor(demo: gr.Blocks, after_s: float, spare: list[Path]) -> UploadJanitor:
+    """Deletes each query's upload `after_s` seconds after the query, and drops it from Gradio's purge list."""
+    return UploadJanitor(compat.upload_folder(), after_s=after_s, spare=spare,
+                         on_delete=lambda path: compat.untrack_upload(demo, path))
+
+def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_limit: int = LIVE_TIME_LIMIT_S,
+              concurrency: int = SEARCH_CONCURRENCY, delete_cache: tuple[int, int] | None = DELETE_CACHE,
+              forget_after_s: float = FORGET_UPLOAD_AFTER_S) -> gr.Blocks:
+    """The StyliShi page for a loaded search service. Launch it with `server.launch_options(demo)`.
+
+    Privacy: each query's upload is deleted `forget_after_s` seconds after its query (`demo.upload_janitor`), and
+    `delete_cache` purges anything left over, e.g. files uploaded and never queried.
+    """
+    example_files = query_examples(examples_dir)
+    example_items = catalog_examples(service)
+    media = Media(service.catalog.thumb_dir, example_files)
+    upload_root = compat.upload_folder()
+    gate = FileGate([upload_root, *media.folders()])
+    picture_input = query_picture(gate, service.limits)
+
+    def image_input(**kwargs) -> gr.Image:
+        return compat.override_preprocess(gr.Image(**kwargs), picture_input)
+
+    filter_cols = list(service.filter_values)
+    size = len(service.catalog)
+
+    with gr.Blocks(title="StyliShi · fashion visual search", delete_cache=delete_cache, fill_width=False,
+                   analytics_enabled=False) as demo:
+        forget = demo.upload_janitor = upload_janitor(demo, forget_after_s, media.folders())
+        demo.media, demo.file_gate = media, gate
+        last_query = gr.State({"kind": None, "item": None})
+        shown = gr.State([])  # the results on screen, for "more like this" by position
+        picked = gr.State(None)  # the id of the result clicked last
+
+        gr.Markdown(f"# StyliShi\nFind products that look like your photo: snap it, upload it or describe it. "
+                    f"Searching **{size:,}** catalog items.", elem_id="brand")
+        notice = cards.notice_html(service)
+        gr.HTML(notice, elem_id="notice", visible=bool(notice))
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                with gr.Tabs():
+                    with gr.Tab("Photo", id="photo", elem_id="tab-photo"):
+                        image = image_input(sources=["upload", "webcam", "clipboard"], type="filepath",
+                                            label="Your photo", height=340, elem_id="query-image",
+                                            webcam_options=WEBCAM, buttons=[])
+                        examples = gr.Gallery(label="Try an example", columns=6, height="auto", allow_preview=False,
+                                              buttons=[], object_fit="cover", elem_id="examples",
+                                              visible=bool(example_files or example_items))
+                    with gr.Tab("Live camera", id="live", elem_id="tab-live"):
+                        live = image_input(sources=["webcam"], streaming=True, type="filepath", label="Live camera",
+                                           height=340, elem_id="live-cam", webcam_options=WEBCAM)
+                        gr.Markdown(f"Point the camera at a garment: results refresh about every {LIVE_EVERY_S:g} s "
+                                    f"while it streams (up to {live_time_limit} s at a time).")
+                    with gr.Tab("Describe", id="text", elem_id="tab-text"):
+                        text = gr.Textbox(label="Describe it", placeholder="red floral summer dress", max_lines=1,
+                                          max_length=service.limits.max_text_chars, elem_id="text-query")
+                        text_btn = gr.Button("Search", variant="primary", elem_id="text-search")
+                with gr.Accordion("Filters and number of results", open=False, elem_id="filters"):
+                    k = gr.Slider(1, service.limits.max_k, value=DEFAULT_K, step=1, label="Results", elem_id="k")
+                    with gr.Row():
+                        dropdowns = [gr.Dropdown(choices=service.filter_values[c], value=[], multiselect=True,
+                                                 label=cards.FILTER_LABELS.get(c, c.replace("_", " ").title()),
+                                                 min_width=140, elem_id=f"filter-{c}")
+                                     for c in filter_cols]
+            with gr.Column(scale=3, min_width=320):
+                status = gr.Markdown(cards.HINT, elem_id="timings")
+                with gr.Row(equal_height=True, elem_id="selection"):
+                    selected = gr.Markdown("", elem_id="selected")
+                    more_btn = gr.Button("More like this", visible=False, size="sm", scale=0, min_width=140,
+                                         variant="primary", elem_id="more-like-this")
+                gallery = gr.Gallery(label="Matches", show_label=False, columns=4, height="auto",
+                                     object_fit="contain", allow_preview=False, buttons=[], elem_id="results")
+        with gr.Accordion("Service stats", open=False, elem_id="stats") as stats_box:
+            stats_view = gr.Markdown("Open to see how the service is doing.", elem_id="stats-view")
+            stats_btn = gr.Button("Refresh", size="sm", elem_id="stats-refresh")
+
+        # -- page events (private: the API below is the documented surface) -------------------------------------
+        def filters_of(values) -> dict | None:
+            return from_fields(filter_cols, list(values))
+
+        def show(response, filters, query: dict, request: gr.Request | None):
+            what = {"live": "live camera", "image": "photo", "example": "photo"}.get(query.get("kind"))
+            url_of = media.url_maker(compat.root_url(request))
+            return (cards.gallery(response, url_of), cards.status(response, filters, what), cards.shown(response),
+                    query, "", gr.update(visible=False))
+
+        outputs = [gallery, status, shown, last_query, selected, more_btn]
+
+        def on_image(img, k_, request: gr.Request | None, *fvals):
+            if img is None:
+                return gr.skip()
+            filters = filters_of(fvals)
+            try:
+                response = run(lambda: service.search_image(img, k_, filters))
+            finally:
+                forget(img)  # the picture is not kept; its vector (below) re-ranks when k or a filter changes
+            return show(response, filters, {"kind": "image", "item": None, "vector": response.vector}, request)
+
+        def on_text(q, k_, request: gr.Request | None, *fvals):
+            filters = filters_of(fvals)
+            return show(run(lambda: service.search_text(q, k_, filters)), filters, {"kind": "text", "item": None},
+                        request)
+
+        def on_live(frame, k_, request: gr.Request | None, *fvals):
+            if frame is None:
+                return gr.skip()
+            filters = filters_of(fvals)
+            try:
+                response = service.search_image(frame, k_, filters)
+            except StyliShiError:
+                return gr.skip()  # one bad frame must not end the stream; the next one will do
+            finally:
+                forget(frame)
+            return show(response, filters, {"kind": "live", "item": None}, request)
+
+        def example_picture(index: int) -> Path:
+            if index < len(example_files):
+                return example_files[index]
+            return Path(service.catalog.thumbnail_path(service.catalog.row_of(example_items[index - len(example_files)])))
+
+        def show_examples(request: gr.Request | None):
+            root = compat.root_url(request)
+            return ([(media.example_url(root, p), p.stem.replace("_", " ")) for p in example_files]
+                    + [(media.thumb_url(root, example_picture(len(example_files) + i)), None)
+                       for i in range(len(example_items))])
+
+        def on_example(k_, evt: gr.SelectData, request: gr.Request | None, *fvals):
+            count = len(example_files) + len(example_items)
+            if evt is None or evt.index is None or not 0 <= int(evt.index) < count:
+                return gr.skip()
+            picture = example_picture(int(evt.index))
+            filters = filters_of(fvals)
+            response = run(lambda: service.search_image(str(picture), k_, filters))
+            return show(response, filters, {"kind": "image", "item": None, "vector": response.vector}, request)
+
+        def on_select(results, evt: gr.SelectData):
+            if not results or evt.index is None or not 0 <= int(evt.index) < len(results):
+                return "", gr.update(visible=False), None
+            r = results[int(evt.index)]
+            return cards.selected_line(r), gr.update(visible=True), r["id"]
+
+        def by_item(item, k_, request: gr.Request | None, *fvals):
+            if not item:
+                raise UserError("Click a result first, then “More like this”.")
+            filters = filters_of(fvals)
+            return show(run(lambda: service.search_item(item, k_, filters)), filters, {"kind": "item", "item": item},
+                        request)
+
+        def rerun(query, q, k_, request: gr.Request | None, *fvals):
+            """k or a filter changed: run the query on screen again (a photo by its vector: the picture is gone)."""
+            filters = filters_of(fvals)
+            response = run(lambda: replay(service, query, q, k_, filters))
+            if response is None:
+                return gr.skip()
+            return show(response, filters, query, request)
+
+        private = dict(api_visibility="private", concurrency_limit=concurrency, concurrency_id="search",
+                       scroll_to_output=True)
+        image.change(on_image, [image, k, *dropdowns], outputs, **private)
+        text.submit(on_text, [text, k, *dropdowns], outputs, **private)
+        text_btn.click(on_text, [text, k, *dropdowns], outputs, **private)
+        live.stream(on_live, [live, k, *dropdowns], outputs, stream_every=LIVE_EVERY_S, time_limit=live_time_limit,
+                    concurrency_limit=LIVE_CONCURRENCY, api_visibility="private", show_progress="hidden")
+        demo.load(show_examples, None, examples, api_visibility="private", queue=False, show_progress="hidden")
+        examples.select(on_example, [k, *dropdowns], outputs, **private)
+        gallery.select(on_select, [shown], [selected, more_btn, picked], api_visibility="private",
+                       queue=False, show_progress="hidden")
+        more_btn.click(by_item, [picked, k, *dropdowns], outputs, **private)
+        for control in (k, *dropdowns):
+            trigger = control.release if control is k else control.change
+            trigger(rerun, [last_query, text, k, *dropdowns], outputs, **private)
+
+        def refresh_stats():
+            return cards.stats_markdown(service.metrics.snapshot())
+
+        for trigger in (stats_btn.click, stats_box.expand):
+            trigger(refresh_stats, None, stats_view, api_visibility="private", queue=False, show_progress="hidden")
+
+        # -- the API for programs and agents (named, documented; MCP tools when --mcp) -------------------------
+        add_api(demo, service, image_input=image_input, gallery=gallery, media=media, forget=forget,
+                concurrency=concurrency)
+    # Every event through the queue (its concurrency limits and this bound); no direct /run for queued events.
+    demo.queue(api_open=False, max_size=QUEUE_MAX)
+    compat.purge_safely(demo)
+    return demo
