@@ -488,8 +488,9 @@ def _model_ref(embedder: Embedder, out: Path) -> str:
 
 def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = True,
                milvus: dict[str, str] | None = None) -> BuildReport:
-    """The offline demo: write garment pictures and a tiny CLIP under `out`, then build like any folder."""
-    from .demo import demo_items, save_tiny_clip
+    """The offline demo: write the generated garment pictures and a copy of the shipped, trained tiny CLIP
+    (data/demo_model, checksum-verified; never trained here) under `out`, then build like any folder."""
+    from .demo import DEMO_VERSION, copy_demo_model, demo_items
 
     out = Path(out)
     images_dir = out / "catalog_images"
@@ -499,12 +500,14 @@ def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = Tr
     rows = []
     for item in demo_items(limit=limit):
         name = f"{item.id}.png"
-        item.image.save(images_dir / name)
+        item.image.save(images_dir / name, compress_level=1)  # fast: this folder is only the builder's input
         rows.append({"file_name": name, "id": item.id, **item.metadata})
     pd.DataFrame(rows).to_csv(images_dir / "metadata.csv", index=False)
     with quiet_frameworks():
-        model_dir = save_tiny_clip(out / "model")
+        model_dir = copy_demo_model(out / "model")
         embedder = Embedder.load(model_dir, device="cpu", mode="fp32")
     return build(folder_records(images_dir), embedder, out, progress=progress,
-                 source={"kind": "offline-demo", "note": "generated garment pictures; random tiny CLIP",
+                 source={"kind": "offline-demo", "demo_version": DEMO_VERSION,
+                         "note": "generated garment pictures; tiny CLIP trained on other generated garments "
+                                 "(data/demo_model, scripts/train_demo_model.py)",
                          "licence": "generated, public domain"}, milvus=milvus)
