@@ -50,6 +50,17 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
                         "whose vectors stay within cosine 0.99 of these)")
     p.add_argument("--threads", default=None, help="torch/FAISS threads (env STYLISHI_THREADS; default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    scale = p.add_argument_group("beyond one machine (requirements-scale.txt; docs/scale.md)")
+    scale.add_argument("--milvus", metavar="URI", default=None,
+                       help="also write the vectors and filterable metadata into a Milvus collection, which the app "
+                            "then searches: a local path ending in .db (Milvus Lite) or http(s)://host:19530 (token "
+                            "from MILVUS_TOKEN, never recorded). The artifact folder is written as usual")
+    scale.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="decode and embed with Ray Data (an actor pool, one model per worker, a GPU each where "
+                            "the cluster has them): no ADDRESS starts a local Ray on this machine's cores, else the "
+                            "cluster's address (ray://host:10001 or auto). Writes the same artifact")
+    scale.add_argument("--milvus-collection", metavar="NAME", default=None,
+                       help="the Milvus collection to (re)create (default: stylishi_catalog)")
     hub = p.add_argument_group("sharing on the Hugging Face Hub")
     hub.add_argument("--push-to", metavar="OWNER/NAME", default=None,
                      help="after a build that passes validation, upload the index to this Hub dataset repo (created "
@@ -85,6 +96,26 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if not token_or_none():
             print(f"error: {NO_TOKEN_MESSAGE}", file=sys.stderr)
             return 2
+    milvus = None
+    if args.milvus_collection and not args.milvus:
+        print("error: --milvus-collection needs --milvus URI", file=sys.stderr)
+        return 2
+    if args.milvus:  # before any work: a build must not end in "pymilvus is not installed"
+        from . import milvus_store
+
+        if not milvus_store.available():
+            print(f"error: --milvus needs pymilvus and milvus-lite. {milvus_store.INSTALL_HINT}", file=sys.stderr)
+            return 2
+        milvus = {"uri": args.milvus, "collection": args.milvus_collection or milvus_store.DEFAULT_COLLECTION}
+    if args.ray:
+        from . import ray_build
+
+        if not ray_build.available():
+            print(f"error: --ray needs Ray Data. {ray_build.INSTALL_HINT}", file=sys.stderr)
+            return 2
+        if args.demo:
+            print("error: --ray builds from --images or --dataset; the demo is built in one process", file=sys.stderr)
+            return 2
     set_threads(settings.threads)
     from . import builder
     from .embedder import Embedder
@@ -95,7 +126,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if args.push_only:
             report = None
         elif args.demo:
-            report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress)
+            report = builder.build_demo(args.out, limit=args.limit, progress=not args.no_progress, milvus=milvus)
         else:
             # The folder first: a wrong path is said at once, not after a model download.
             records = builder.folder_records(args.images) if args.images else None
@@ -109,14 +140,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if records is not None:
                 report = builder.build(records, embedder, args.out, limit=args.limit, batch_size=args.batch_size,
                                        factory=args.index_factory, source={"kind": "folder", "path": args.images},
-                                       progress=not args.no_progress)
+                                       progress=not args.no_progress, milvus=milvus, ray=args.ray)
             else:
                 dataset = args.dataset or DEFAULT_DATASET
                 facts = _dataset_facts(dataset, args.revision)
                 report = builder.build_from_dataset(dataset, embedder, args.out, split=args.split, limit=args.limit,
                                                     revision=facts["revision"], licence=facts["licence"],
                                                     batch_size=args.batch_size, factory=args.index_factory,
-                                                    progress=not args.no_progress)
+                                                    progress=not args.no_progress, milvus=milvus,
+                                                    ray=args.ray)
     except StyliShiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,7 +21,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import catalog as catalog_mod
-from . import index as faiss_index
 from .embedder import Embedder
 from .errors import ImageError, StyliShiError
 from .images import load_image, thumbnail_jpeg
@@ -282,20 +281,61 @@ def unlogged_queries() -> Iterator[None]:
 # -- the build -------------------------------------------------------------------------------------------------
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
-          progress: bool = True, seed: int = 0, calibrate: bool = True) -> BuildReport:
+          progress: bool = True, seed: int = 0, calibrate: bool = True,
+          milvus: dict[str, str] | None = None, ray: str | None = None) -> BuildReport:
     """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
+
+    milvus: {"uri", "collection"} also writes the vectors into that Milvus collection, which the app then searches.
+    ray: decode and embed on a Ray cluster ("local" starts one here; else its address), see stylishi.ray_build.
 
     A source with `notes` (FolderSource) has them added to the report's summary.
     calibrate: fit the "% match" calibration (stylishi.calibration) and store it in the manifest.
     """
     with quiet_frameworks():
         return _build(records, embedder, Path(out), limit=limit, batch_size=batch_size, factory=factory,
-                      source=source, progress=progress, seed=seed, calibrate=calibrate)
+                      source=source, progress=progress, seed=seed, calibrate=calibrate, milvus=milvus, ray=ray)
 
 
 def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: int | None, batch_size: int,
-           factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool) -> BuildReport:
+           factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool,
+           milvus: dict[str, str] | None = None, ray: str | None = None) -> BuildReport:
     t0 = time.perf_counter()
+    if ray:
+        from .ray_build import embed_on_ray
+
+        embedded = embed_on_ray(records, embedder, address=ray, limit=limit, batch_size=batch_size,
+                                progress=progress, seed=seed)
+    else:
+        embedded = _embed_here(records, embedder, limit=limit, batch_size=batch_size, progress=progress, seed=seed)
+    return _finish_build(records, embedder, out, embedded, t0=t0, factory=factory, source=source, seed=seed,
+                         calibrate=calibrate, milvus=milvus)
+
+
+@dataclass
+class Embedded:
+    """What the embedding pass gives the rest of the build, wherever it ran: one entry per indexed item, in order."""
+
+    vectors: np.ndarray
+    rows: list[dict[str, Any]]  # id + metadata
+    thumbs: list[bytes]
+    skipped: dict[str, int]
+    sample: list[tuple[str, Any]]  # (id, picture) to validate the finished index with
+
+
+def reservoir_sample(n_items: int, seed: int, size: int = 0) -> list[int]:
+    """The positions the build validates with: the same reservoir sample for the same item count and seed."""
+    size = size or VALIDATION_SAMPLE
+    rng, sample = random.Random(seed), []
+    for n in range(1, n_items + 1):
+        if len(sample) < size:
+            sample.append(n - 1)
+        elif (j := rng.randrange(n)) < size:
+            sample[j] = n - 1
+    return sample
+
+
+def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | None, batch_size: int,
+                progress: bool, seed: int) -> Embedded:
     vectors: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     thumbs: list[bytes] = []
@@ -347,7 +387,14 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     if not rows:
         raise StyliShiError("No readable images were found, so there is nothing to index. "
                             f"Skipped: {skipped or 'nothing (the source was empty)'}.")
+    return Embedded(vectors=np.concatenate(vectors), rows=rows, thumbs=thumbs, skipped=skipped, sample=sample)
 
+
+def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *, t0: float, factory: str,
+                  source: dict[str, Any] | None, seed: int, calibrate: bool,
+                  milvus: dict[str, str] | None) -> BuildReport:
+    """Write the artifact (and the Milvus collection), calibrate, validate, report."""
+    rows, thumbs, skipped, sample = embedded.rows, embedded.thumbs, embedded.skipped, embedded.sample
     items = pd.DataFrame(rows)
     for col in items.columns:
         if items[col].dtype == object:
@@ -356,10 +403,10 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
         for name in (*catalog_mod.DATA_FILES, catalog_mod.MANIFEST):
             (out / name).unlink(missing_ok=True)
     model_ref = _model_ref(embedder, out)
-    catalog_mod.write(out, vectors=np.concatenate(vectors), items=items, thumbnails=thumbs, factory=factory,
+    catalog_mod.write(out, vectors=embedded.vectors, items=items, thumbnails=thumbs, factory=factory,
                       model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode,
                              "family": embedder.family.name},
-                      source=source or {})
+                      source=source or {}, milvus=milvus)
     if calibrate:
         from .calibration import calibrate_index
 
@@ -369,8 +416,12 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     passed, failures = validate(out, embedder, sample)
     manifest = catalog_mod.read_manifest(out)
     size = sum(e["bytes"] for e in manifest["files"].values()) + (out / catalog_mod.MANIFEST).stat().st_size
+    index_type = f"{manifest['index']['type']} ({manifest['index']['factory']})"
+    if isinstance(manifest.get("store"), dict) and manifest["store"].get("kind") == "milvus":
+        store = manifest["store"]
+        index_type += f"; served from Milvus {store['index_type']}: {store['uri']} collection {store['collection']}"
     return BuildReport(out=out, items=len(rows), skipped=skipped, dim=int(manifest["embedding"]["dim"]),
-                       index_type=f"{manifest['index']['type']} ({manifest['index']['factory']})",
+                       index_type=index_type,
                        bytes_on_disk=size, seconds=seconds, validated=len(sample), validation_passed=passed,
                        failures=failures, notes=list(getattr(records, "notes", [])))
 
@@ -379,7 +430,8 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
                        revision: str | None = None, licence: str | None = None, limit: int | None = None,
                        batch_size: int = 32, factory: str = "auto", progress: bool = True,
                        on_record: Callable[[int], None] | None = None,
-                       source: dict[str, Any] | None = None) -> BuildReport:
+                       source: dict[str, Any] | None = None, milvus: dict[str, str] | None = None,
+                       ray: str | None = None) -> BuildReport:
     """An index of a Hub dataset's first `limit` items, read at `revision` (a commit sha keeps it reproducible).
 
     What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
@@ -391,7 +443,7 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
     facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
              "limit": limit, **(source or {})}
     return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
-                 progress=progress)
+                 progress=progress, milvus=milvus, ray=ray)
 
 
 def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:
@@ -411,7 +463,7 @@ def validate(out: Path, embedder: Embedder, sample: list[tuple[str, Any]]) -> tu
     if not sample:
         return 0, []
     ids = catalog.items["id"].astype(str).to_numpy()
-    scores, rows = faiss_index.search(catalog.index, embedder.embed_images([img for _, img in sample]), 2)
+    scores, rows = catalog.store.search(embedder.embed_images([img for _, img in sample]), 2)
     passed, failures = 0, []
     for (item_id, _), top_scores, top_rows in zip(sample, scores, rows):
         found = [(ids[r], s) for r, s in zip(top_rows, top_scores) if r >= 0]
@@ -434,9 +486,11 @@ def _model_ref(embedder: Embedder, out: Path) -> str:
     return embedder.model_id
 
 
-def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = True) -> BuildReport:
-    """The offline demo: write garment pictures and a tiny CLIP under `out`, then build like any folder."""
-    from .demo import demo_items, save_tiny_clip
+def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = True,
+               milvus: dict[str, str] | None = None) -> BuildReport:
+    """The offline demo: write the generated garment pictures and a copy of the shipped, trained tiny CLIP
+    (data/demo_model, checksum-verified; never trained here) under `out`, then build like any folder."""
+    from .demo import DEMO_VERSION, copy_demo_model, demo_items
 
     out = Path(out)
     images_dir = out / "catalog_images"
@@ -446,12 +500,14 @@ def build_demo(out: str | Path, *, limit: int | None = None, progress: bool = Tr
     rows = []
     for item in demo_items(limit=limit):
         name = f"{item.id}.png"
-        item.image.save(images_dir / name)
+        item.image.save(images_dir / name, compress_level=1)  # fast: this folder is only the builder's input
         rows.append({"file_name": name, "id": item.id, **item.metadata})
     pd.DataFrame(rows).to_csv(images_dir / "metadata.csv", index=False)
     with quiet_frameworks():
-        model_dir = save_tiny_clip(out / "model")
+        model_dir = copy_demo_model(out / "model")
         embedder = Embedder.load(model_dir, device="cpu", mode="fp32")
     return build(folder_records(images_dir), embedder, out, progress=progress,
-                 source={"kind": "offline-demo", "note": "generated garment pictures; random tiny CLIP",
-                         "licence": "generated, public domain"})
+                 source={"kind": "offline-demo", "demo_version": DEMO_VERSION,
+                         "note": "generated garment pictures; tiny CLIP trained on other generated garments "
+                                 "(data/demo_model, scripts/train_demo_model.py)",
+                         "licence": "generated, public domain"}, milvus=milvus)

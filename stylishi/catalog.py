@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from . import index as faiss_index
 from .config import cache_dir
 from .errors import ArtifactError
+from .store import FaissStore, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,19 @@ class Catalog:
 
     root: Path
     manifest: dict[str, Any]
-    index: faiss.Index
+    index: faiss.Index | None  # the in-process FAISS index; None when the vectors are served from Milvus
     items: pd.DataFrame
     thumbnails: pa.Table
     thumb_dir: Path
     _row_of: dict[str, int] = field(default_factory=dict, repr=False)
+    store: VectorStore | None = None  # where searches go: FaissStore(index) unless the manifest names Milvus
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            self.store = FaissStore(self.index)
 
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return len(self.items)
 
     @property
     def dim(self) -> int:
@@ -81,7 +87,7 @@ class Catalog:
         if n < 2:
             return 1.0
         rows = np.unique(np.linspace(0, n - 1, min(sample, n)).astype(np.int64))
-        scores, ids = faiss_index.search(self.index, faiss_index.reconstruct(self.index, rows), 2)
+        scores, ids = self.store.search(self.store.vectors(rows), 2)
         gaps = 1 - np.where(ids[:, 0] == rows, scores[:, 1], scores[:, 0])
         gaps = gaps[gaps > 1e-6]
         return float(np.percentile(gaps, 10)) if len(gaps) else 1.0
@@ -141,8 +147,12 @@ def safe_file_name(item_id: str) -> str:
 
 def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thumbnails: list[bytes | None],
           model: dict[str, Any], factory: str = faiss_index.DEFAULT_FACTORY, source: dict[str, Any] | None = None,
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write a complete artifact; returns its manifest. Files are written first, the manifest last."""
+          extra: dict[str, Any] | None = None, milvus: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write a complete artifact; returns its manifest. Files are written first, the manifest last.
+
+    milvus: {"uri": ..., "collection": ...} also writes the vectors and filterable columns into that Milvus
+    collection, and the manifest's `store` section names it, so the app searches there (docs/scale.md).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = len(items)
@@ -177,10 +187,31 @@ def write(out_dir: str | Path, *, vectors: np.ndarray, items: pd.DataFrame, thum
         "columns": [c for c in items.columns],
         "files": {name: _file_entry(out / name) for name in DATA_FILES},
     }
+    if milvus:
+        manifest["store"] = _write_milvus(out, milvus, vectors, items, manifest["model"]["id"])
     if extra:
         manifest.update(extra)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
+
+
+def _write_milvus(out: Path, target: dict[str, str], vectors: np.ndarray, items: pd.DataFrame,
+                  model_id: str) -> dict[str, Any]:
+    """The vectors into a Milvus collection; returns the manifest's `store` entry (address without secrets)."""
+    from . import milvus_store
+
+    uri = str(target["uri"])
+    store = milvus_store.MilvusStore.build(uri, target.get("collection") or milvus_store.DEFAULT_COLLECTION,
+                                           vectors, items, model_id=model_id, filter_columns=FILTERABLE)
+    entry = store.describe()
+    store.close()
+    if milvus_store.is_lite(uri):  # a Lite file inside the artifact folder is recorded relative to it: it moves along
+        path = Path(uri).resolve()
+        if path.is_relative_to(out.resolve()):
+            entry["uri"] = "./" + path.relative_to(out.resolve()).as_posix()
+        else:
+            entry["uri"] = str(path)
+    return entry
 
 
 def _unique_file_names(ids: Iterable[str]) -> list[str]:
@@ -311,32 +342,41 @@ def verify_files(root: Path, manifest: dict[str, Any]) -> None:
                                 f"{str(entry.get('sha256'))[:12]}…. {REBUILD_HINT}")
 
 
-def load(root: str | Path) -> Catalog:
+def load(root: str | Path, *, milvus_uri: str | None = None) -> Catalog:
     """Load and verify an artifact folder. Refuses (ArtifactError) rather than ever serving wrong results.
 
-    Whether a model fits it is decided elsewhere, once: `stylishi.service.check_compatible`.
+    Whether a model fits it is decided elsewhere, once: `stylishi.service.check_compatible`. When the manifest names a
+    Milvus store, its collection is opened and checked instead of loading index.faiss; `milvus_uri` (or the
+    STYLISHI_MILVUS_URI environment variable) overrides the address the manifest recorded.
     """
     root = Path(root)
     manifest = read_manifest(root)
     verify_files(root, manifest)
     count = int(manifest.get("count", -1))
     dim = int(manifest["embedding"]["dim"])
-    try:
-        idx = faiss_index.load(root / INDEX_FILE)
-    except RuntimeError as exc:
-        raise ArtifactError(f"{root / INDEX_FILE} could not be read by FAISS ({exc}). {REBUILD_HINT}") from None
+    store_entry = manifest.get("store") if isinstance(manifest.get("store"), dict) else {}
+    store: VectorStore | None = None
+    idx = None
+    if store_entry.get("kind") == "milvus":
+        store = _open_milvus(root, manifest, store_entry, milvus_uri)
+    else:
+        try:
+            idx = faiss_index.load(root / INDEX_FILE)
+        except RuntimeError as exc:
+            raise ArtifactError(f"{root / INDEX_FILE} could not be read by FAISS ({exc}). {REBUILD_HINT}") from None
     try:
         items = pq.read_table(root / ITEMS_FILE).to_pandas()
         thumbs = pq.read_table(root / THUMBS_FILE, memory_map=True)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ArtifactError(f"The metadata of {root} could not be read ({exc}). {REBUILD_HINT}") from None
-    if idx.d != dim:
+    if idx is not None and idx.d != dim:
         raise ArtifactError(f"{root / INDEX_FILE} holds {idx.d}-d vectors but the manifest says {dim}. {REBUILD_HINT}")
-    counts = {"manifest": count, "index": idx.ntotal, "items.parquet": len(items), "thumbnails.parquet": thumbs.num_rows}
+    stored = idx.ntotal if idx is not None else len(store)
+    counts = {"manifest": count, "index": stored, "items.parquet": len(items), "thumbnails.parquet": thumbs.num_rows}
     if len(set(counts.values())) != 1:
         detail = ", ".join(f"{k} {v}" for k, v in counts.items())
         raise ArtifactError(f"The catalog index {root} is inconsistent: item counts differ ({detail}). {REBUILD_HINT}")
-    if manifest["embedding"].get("normalization", "l2") == "l2":
+    if idx is not None and manifest["embedding"].get("normalization", "l2") == "l2":
         _check_unit_vectors(root, idx)
     if "id" not in items.columns:
         raise ArtifactError(f"{root / ITEMS_FILE} has no 'id' column, so results could not be named. {REBUILD_HINT}")
@@ -345,6 +385,25 @@ def load(root: str | Path) -> Catalog:
     _check_thumbnail_names(root, items)
     thumb_dir = cache_dir() / "thumbs" / manifest["files"][THUMBS_FILE]["sha256"][:16]
     thumb_dir.mkdir(parents=True, exist_ok=True)
-    faiss_index.apply_params(idx, manifest["index"].get("params") or {})
-    log.info("catalog %s: %d items, %d-d, %s, model %s", root, count, dim, manifest["index"]["type"], manifest["model"]["id"])
-    return Catalog(root=root, manifest=manifest, index=idx, items=items, thumbnails=thumbs, thumb_dir=thumb_dir)
+    if idx is not None:
+        faiss_index.apply_params(idx, manifest["index"].get("params") or {})
+    where = manifest["index"]["type"] if idx is not None else f"Milvus {store_entry.get('index_type')}"
+    log.info("catalog %s: %d items, %d-d, %s, model %s", root, count, dim, where, manifest["model"]["id"])
+    return Catalog(root=root, manifest=manifest, index=idx, items=items, thumbnails=thumbs, thumb_dir=thumb_dir,
+                   store=store)
+
+
+def _open_milvus(root: Path, manifest: dict[str, Any], entry: dict[str, Any], uri: str | None) -> VectorStore:
+    """The manifest's Milvus collection, checked against it (collection, dim, count, model); the address from
+    `uri`, else STYLISHI_MILVUS_URI, else the manifest (a relative Lite file is inside the artifact folder)."""
+    from . import milvus_store
+
+    address = uri or os.environ.get(milvus_store.URI_ENV) or entry.get("uri")
+    if not address:
+        raise ArtifactError(f"{root / MANIFEST} names a Milvus store without an address. Give one with --milvus-uri "
+                            f"or {milvus_store.URI_ENV}, or rebuild the index with build_index.py --milvus URI.")
+    address = milvus_store.resolve_uri(str(address), root)
+    return milvus_store.MilvusStore.open(
+        address, str(entry.get("collection") or milvus_store.DEFAULT_COLLECTION), model_id=manifest["model"]["id"],
+        dim=int(manifest["embedding"]["dim"]), count=int(manifest.get("count", -1)),
+        search_params=entry.get("search_params"), index=entry)

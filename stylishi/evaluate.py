@@ -295,8 +295,6 @@ def _text(service, items, rows, run, seed, progress) -> None:
 
 
 def _zero_shot(service, items, rows, run, seed, progress) -> None:
-    from . import index as faiss_index
-
     types = _column(items, "article_type")
     if types is None:
         _na(run, ["zeroshot.type_f1"], "the catalog has no article_type column")
@@ -307,7 +305,7 @@ def _zero_shot(service, items, rows, run, seed, progress) -> None:
         _na(run, ["zeroshot.type_f1"], "fewer than two article types to choose between")
         return
     prompts = service.embedder.embed_texts([ZERO_SHOT_PROMPT.format(c) for c in classes])
-    pictures = faiss_index.reconstruct(service.catalog.index, labelled)  # the vectors the index serves
+    pictures = service.catalog.store.vectors(labelled)  # the vectors the index serves
     pictures /= np.maximum(np.linalg.norm(pictures, axis=1, keepdims=True), 1e-12)
     predicted = np.array(classes, dtype=object)[np.argmax(pictures @ prompts.T, axis=1)]
     run.metrics["zeroshot.type_f1"] = round(weighted_f1(types[labelled], predicted), 4)

@@ -127,7 +127,6 @@ def judge(tower: str, reference: np.ndarray, candidate: np.ndarray, neighbour_ga
 def catalog_cosine(embedder: "Embedder", catalog: "Catalog", sample: int = 4) -> float | None:
     """The median cosine between a few catalog thumbnails, embedded now, and the vectors the index stores for them
     (None: the index has no usable thumbnail). The same model gives ~1; another model of the same size far less."""
-    from . import index as faiss_index
     from .config import Limits
     from .errors import StyliShiError
     from .images import load_image
@@ -147,7 +146,7 @@ def catalog_cosine(embedder: "Embedder", catalog: "Catalog", sample: int = 4) ->
     if not pictures:
         return None
     got = embedder.embed_images(pictures)
-    stored = faiss_index.reconstruct(catalog.index, np.array(used))
+    stored = catalog.store.vectors(np.array(used))
     stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
     median = float(np.median(np.sum(got * stored, axis=1)))
     log.info("model check: %d catalog pictures embed at a median cosine of %.4f to their stored vectors",

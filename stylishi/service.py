@@ -14,7 +14,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import calibration, families
-from . import index as faiss_index
 from .catalog import FILTERABLE, Catalog
 from .config import Limits
 from .embedder import Embedder
@@ -22,6 +21,7 @@ from .errors import ArtifactError, ModelMismatchError, QueryError, StyliShiError
 from .images import ImageInput, load_image
 from .metrics import Metrics, log_query
 from .results import SearchResponse, SearchResult
+from .store import Selection
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SearchService:
         row = self.catalog.row_of(str(item_id).strip())
         if row is None:
             raise QueryError(f"There is no item with id {str(item_id)[:80]!r} in this catalog.")
-        vector = faiss_index.reconstruct(self.catalog.index, np.array([row]))
+        vector = self.catalog.store.vectors(np.array([row]))  # FAISS in process, or fetched from Milvus
         vector /= max(float(np.linalg.norm(vector)), 1e-12)
         # The clicked item itself is left out: it would always be its own first match.
         return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0},
@@ -118,12 +118,12 @@ class SearchService:
         return self._finish(vector, k, allowed, "vector", t0, {"preprocess": 0.0, "embed": 0.0})
 
     # -- machinery -----------------------------------------------------------------------------------------
-    def _finish(self, vector: np.ndarray, k: int, allowed: np.ndarray | None, kind: str, t0: float,
+    def _finish(self, vector: np.ndarray, k: int, allowed: Selection | None, kind: str, t0: float,
                 stages: dict[str, float], exclude: int | None = None) -> SearchResponse:
         """Search the index and turn the top k rows into results; `exclude` is a row never returned (the item a
         "more like this" started from), so one more is asked of the index."""
         t_search = time.perf_counter()
-        scores, rows = faiss_index.search(self.catalog.index, vector, k + (exclude is not None), allowed)
+        scores, rows = self.catalog.store.search(vector, k + (exclude is not None), allowed)
         t_format = time.perf_counter()
         hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and r != exclude][:k]
         fit = self.calibration.get("text" if kind == "text" else "image")
@@ -186,13 +186,14 @@ class SearchService:
             raise QueryError(f"The number of results must be from 1 to {self.limits.max_k}; got {k}.")
         return k
 
-    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
-        """Row ids that pass every filter (None = no filter). Values within a column are OR-ed, columns AND-ed."""
+    def _allowed(self, filters: Filters | None) -> Selection | None:
+        """The items that pass every filter (None = no filter), as canonical catalog values and as row ids.
+        Values within a column are OR-ed, columns AND-ed; a value the catalog lacks is refused, never passed on."""
         if not filters:
             return None
         if not isinstance(filters, Mapping):
             raise QueryError('Filters must be an object such as {"gender": "Women", "colour": ["Red", "Blue"]}.')
-        mask = None
+        mask, chosen = None, {}
         for column, values in _filter_items(filters):
             if column not in self._filter_values:
                 known = ", ".join(self._filter_values) or "none"
@@ -204,9 +205,11 @@ class SearchService:
                 raise QueryError(f"No item has {column} {unknown[0][:40]!r}. Choose one of: {examples}.")
             col_mask = np.isin(self._lower_columns[column], values)
             mask = col_mask if mask is None else mask & col_mask
+            wanted = set(values)  # every catalog spelling of a wanted value ("Red" and "red" alike), as stored
+            chosen[column] = tuple(v for v in self._filter_values[column] if v.lower() in wanted)
         if mask is None:
             return None
-        return np.flatnonzero(mask).astype(np.int64)
+        return Selection(values=chosen, rows=np.flatnonzero(mask).astype(np.int64))
 
 
 def _filter_items(filters: Filters | None) -> list[tuple[str, list[str]]]:

@@ -105,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "default index, none for an index named with --index or STYLISHI_INDEX)")
     p.add_argument("--no-fallback", action="store_true",
                    help="the same as --fallback none (env STYLISHI_NO_FALLBACK=1)")
+    p.add_argument("--milvus-uri", default=None, metavar="URI",
+                   help="for an index built into Milvus: the Milvus to search instead of the one its manifest "
+                        "names, a Lite .db path or http(s)://host:19530 (env STYLISHI_MILVUS_URI; token MILVUS_TOKEN)")
     return p.parse_args(argv)
 
 
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         return 2
     set_threads(settings.threads, faiss_threads=1)
+    if args.milvus_uri:  # read where the catalog opens its store (stylishi.catalog.load; docs/scale.md)
+        os.environ["STYLISHI_MILVUS_URI"] = args.milvus_uri
     try:
         service = load_service(settings)
     except StyliShiError as exc:

@@ -27,7 +27,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def demo_index(tmp_path_factory) -> Path:
-    """The offline demo catalog index, built through the real builder (384 items, 64-d tiny CLIP)."""
+    """The offline demo catalog index, built through the real builder (1,200 items; the shipped, trained 64-d tiny CLIP)."""
     from stylishi.builder import build_demo
 
     out = tmp_path_factory.mktemp("demo_index")

@@ -61,7 +61,7 @@ def test_startup_logs_one_clear_line(app_server, demo_index):
     ready = [line for line in log.splitlines() if "StyliShi ready" in line]
     assert len(ready) == 1, log
     line = ready[0]
-    for part in (str(demo_index), "384 items", "64-d", "warm-up", app_server["url"]):
+    for part in (str(demo_index), "1200 items", "64-d", "warm-up", app_server["url"]):
         assert part in line, line
     try:
         import mcp  # noqa: F401
@@ -102,12 +102,12 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     assert top["score"] == pytest.approx(1.0, abs=1e-4)
     assert set(top) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour", "thumbnail"}
     assert top["thumbnail"].rsplit("/", 1)[-1] == f"{ITEM}.jpg"
-    assert top["name"] == "Grey polka dot t-shirt"
+    assert top["name"] == "Pink polka dot t-shirt"
     assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Grey")
     assert [r["rank"] for r in results] == list(range(1, 11))
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
     # The demo index is calibrated: "% match" is the chance of the same article type, not the raw cosine.
-    assert re.match(r"#1 · [\d.]+% match\nGrey polka dot t-shirt", gallery[0]["caption"]), gallery[0]["caption"]
+    assert re.match(r"#1 · [\d.]+% match\nPink polka dot t-shirt", gallery[0]["caption"]), gallery[0]["caption"]
     assert Path(gallery[0]["image"]).name == f"{ITEM}.jpg" and Path(gallery[0]["image"]).is_file()
 
 

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # A cap: asymmetric, and its mirror image finds another cap first, so a mirrored capture would fail the test.
-CAM_ITEM, CAM_NAME = "demo-0340", "Blue cap"
+CAM_ITEM, CAM_NAME = "demo-1170", "Blue cap"
 LIVE_ITEMS = ("demo-0290", "demo-0230")  # the live clip shows one, then the other: the results must follow
-UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Grey polka dot t-shirt"
+UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Pink polka dot t-shirt"
 QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -206,7 +206,7 @@ def test_upload_flow(page, app_url, demo_index):
     assert re.match(rf"#1 · [\d.]+% match\n{UPLOAD_NAME}", found[0])  # the calibrated % match
     assert all(re.match(rf"#{i} · [\d.]+% match\n", c) for i, c in enumerate(found, start=1))
     status = page.locator("#timings").inner_text()
-    assert re.search(r"10 results for the photo search among 384 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
+    assert re.search(r"10 results for the photo search among 1,200 products .*embed [\d.]+\s?ms.*total [\d.]+\s?ms",
                      status)
 
 
@@ -263,6 +263,9 @@ def test_webcam_snapshot_finds_the_item_in_front_of_the_camera(page, app_url):
     take_snapshot(page)
     found = wait_for_results(page, CAM_NAME)
     assert re.match(rf"#1 · [\d.]+% match\n{CAM_NAME}", found[0]), found[:3]
+    # What the shopper reads under the first results: the right article type and colour (the trained demo model).
+    kinds = [c.strip().splitlines()[-1] for c in found[:5]]
+    assert kinds[:2] == ["Caps · Blue"] * 2 and all(k.endswith("· Blue") for k in kinds), found[:5]
 
 
 def test_live_mode_follows_the_camera(playwright, clips, app_url, service):

@@ -207,10 +207,10 @@ def test_cli_demo_then_images_build(tmp_path, messy_folder):
     """`python build_index.py --demo --out DIR` exactly as the README says, then a folder build with its model."""
     done = run_cli("--demo", "--out", str(tmp_path / "demo"), "--no-progress")
     assert done.returncode == 0, done.stderr
-    assert "items        384" in done.stdout and "32/32 sampled items found themselves at rank 1" in done.stdout
+    assert "items        1200" in done.stdout and "32/32 sampled items found themselves at rank 1" in done.stdout
     assert '"event":"query"' not in done.stderr and "Downloading data" not in done.stderr  # a quiet build
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
-    assert manifest["model"]["id"] == "./model" and manifest["count"] == 384
+    assert manifest["model"]["id"] == "./model" and manifest["count"] == 1200
     svc = stylishi.load(tmp_path / "demo")
     assert svc.search_image(tmp_path / "demo" / "catalog_images" / "demo-0123.png", k=1).results[0].id == "demo-0123"
 

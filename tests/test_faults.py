@@ -105,7 +105,7 @@ BROKEN = {
         r"index\.faiss could not be read by FAISS"),
     "vectors-damaged-checksums-match": (
         lambda r: (_edit_bytes(r / "index.faiss", _nan_last_vector), _manifest(r, refresh=["index.faiss"])),
-        r"index\.faiss is damaged: the vector of item row 383 has length nan, not 1"),
+        r"index\.faiss is damaged: the vector of item row 1199 has length nan, not 1"),
     "manifest-dim-mismatch": (lambda r: _manifest(r, lambda m: m["embedding"].__setitem__("dim", 128)),
                               r"index\.faiss holds 64-d vectors but the manifest says 128"),
     "manifest-model-other-size": (
@@ -116,7 +116,7 @@ BROKEN = {
         r"The model \./other does not reproduce the vectors of the catalog index .*: its own pictures embed at a "
         r"cosine of -?\d\.\d\d to their stored vectors"),
     "items-row-count": (lambda r: _items(r, lambda items: items.iloc[:-1]),
-                        r"item counts differ \(manifest 384, index 384, items\.parquet 383, thumbnails\.parquet 384\)"),
+                        r"item counts differ \(manifest 1200, index 1200, items\.parquet 1199, thumbnails\.parquet 1200\)"),
     "items-no-id-column": (lambda r: _items(r, lambda items: items.drop(columns=["id"])), r"has no 'id' column"),
     "thumbnail-shared": (lambda r: _items(r, _share_thumbnail), r"several items share the thumbnail"),
     "thumbnail-name-traversal": (
@@ -269,7 +269,7 @@ def test_with_the_fallback_on_a_broken_index_gives_the_demo_and_a_notice_saying_
     monkeypatch.setenv("STYLISHI_CACHE", str(tmp_path / "cache"))
     _copy(demo_index, tmp_path / "cache" / "demo")  # the demo as a first start builds it, without the 10 s
     service = open_service(str(broken[name]), fallback="demo", device="cpu", mode="fp32")
-    assert service.source == "demo" and len(service.catalog) == 384
+    assert service.source == "demo" and len(service.catalog) == 1200
     assert service.notice == f"Offline demo: the catalog index {broken[name]} could not be loaded."  # one short line
     (why,) = service.startup.details()  # the reason, for the page's <details>
     assert why.startswith(f"The folder {broken[name]}: ") and re.search(BROKEN[name][1], why), why
@@ -367,7 +367,7 @@ def test_a_cached_download_is_served_offline_and_a_damaged_one_is_refused_and_ev
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     snapshot, blobs = _as_cached_download(demo_index, tmp_path / "hub", "owner/idx")
     service = open_service("owner/idx", fallback=False, device="cpu", mode="fp32")
-    assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 384
+    assert service.source == f"owner/idx@{snapshot.name}" and len(service.catalog) == 1200
     assert service.search_image(demo_index / "catalog_images" / "demo-0042.png", k=1).results[0].id == "demo-0042"
 
     damaged = (snapshot / "index.faiss").resolve()

@@ -448,7 +448,7 @@ def test_stats_endpoint_counts_queries_and_refusals(server, http, cases):
     assert set(after["error_kinds"]) <= {"ImageError", "QueryError"}  # no InternalError: nothing crashed
     assert after["qps"] > 0 and after["latency_ms"]["p50"] <= after["latency_ms"]["p95"] <= after["latency_ms"]["p99"]
     assert 0 < after["avg_top_similarity"] <= 1 and 0 < image["avg_top_similarity"] <= 1
-    assert after["catalog_items"] == 384 and after["uptime_s"] > 0 and after["window"] == 1000
+    assert after["catalog_items"] == 1200 and after["uptime_s"] > 0 and after["window"] == 1000
 
 
 # -- observability: the stats view and stylishi.metrics -----------------------------------------------------------------

@@ -434,7 +434,7 @@ def test_nothing_reachable_serves_the_offline_demo_or_stops_with_one_clear_messa
     assert "--index OWNER/NAME" in hub  # how to point the app at a real index
     assert cache.startswith(f"The cached copy of {DEFAULT_INDEX_REPO}: no revision of it is cached here")
     assert starter.startswith(f"A starter index from the dataset {DEFAULT_DATASET}: ") and "could not be reached" in starter
-    assert out["source"] == "demo" and out["count"] == 384 and out["top"]
+    assert out["source"] == "demo" and out["count"] == 1200 and out["top"]
     assert out["same"] and out["again"] < out["first"] / 3  # built once, then loaded from the cache
     assert (tmp_path / "stylishi" / "demo" / "manifest.json").is_file()
     assert not (tmp_path / "stylishi" / "demo" / "catalog_images").exists()
@@ -584,7 +584,7 @@ def test_refs_and_the_local_demo_need_no_network(tmp_path, demo_index, monkeypat
     assert hub.is_local_ref("a/b/c")
     local = shutil.copytree(demo_index, tmp_path / "idx", ignore=shutil.ignore_patterns("catalog_images"))
     service = open_service(str(local))
-    assert service.notice is None and service.source == str(local) and len(service.catalog) == 384
+    assert service.notice is None and service.source == str(local) and len(service.catalog) == 1200
     with pytest.raises(ModelMismatchError, match="owner/other"):
         open_service(str(local), model="owner/other", fallback=True)
     assert hub.upload_patterns(local, service.catalog.manifest)[-1] == "model/*"
