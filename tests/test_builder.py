@@ -193,7 +193,7 @@ def test_nothing_readable_is_a_clear_error(tmp_path, embedder):
 
 def run_cli(*args, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "build_index.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 def test_cli_help_documents_every_flag():

@@ -149,6 +149,8 @@ def test_bad_queries_get_clear_messages(service, call, message):
 
 def test_bad_image_query_is_an_image_error(service):
     with pytest.raises(ImageError, match="not a picture"):
+        service.search_image(b"not a picture at all")
+    with pytest.raises(ImageError, match="GIF images are not supported"):  # named from its first bytes, never parsed
         service.search_image(b"GIF89a not really")
 
 
