@@ -164,6 +164,11 @@ class MilvusStore:
             return self._client
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        if is_lite(self.uri):
+            return StoreUnavailableError(
+                f"The Milvus Lite file {self.uri} cannot be opened ({_short(exc)}). Milvus Lite serves one process at "
+                "a time: stop the other process using it (a build, another app), or serve from a Milvus server "
+                f"(--milvus-uri / {URI_ENV}, docs/scale.md).")
         return StoreUnavailableError(
             f"The Milvus vector store at {public_uri(self.uri)} cannot be reached ({_short(exc)}). Check that Milvus is "
             f"running there (or give another address with --milvus-uri / {URI_ENV}); search works again as soon as "
@@ -204,7 +209,15 @@ class MilvusStore:
                 pass
 
     def close(self) -> None:
+        """Close the connection; for a Lite file also stop its embedded server, so another process can open it."""
         self._drop()
+        if is_lite(self.uri):
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
+            except Exception:  # an older milvus-lite without it: released at exit
+                pass
 
     # -- building ------------------------------------------------------------------------------------------
     @classmethod

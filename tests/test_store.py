@@ -249,32 +249,3 @@ def test_milvus_going_away_while_serving_is_said_per_query_then_recovers(demo_in
         server.kill()
         server.wait(timeout=30)
 
-
-@needs_milvus
-@pytest.mark.slow
-def test_cli_build_into_milvus_lite_then_the_app_serves_it_like_faiss(service, tmp_path, monkeypatch):
-    """`build_index.py --demo --out DIR --milvus DIR/demo.db`, then `app.py --index DIR`: the same answers as the
-    FAISS demo, over the app's HTTP API; the Milvus token is never written to the manifest or the log."""
-    import httpx
-
-    from stylishi import build_cli
-    from tests.helpers import http_call, running_app
-
-    out = tmp_path / "demo"
-    monkeypatch.setenv("MILVUS_TOKEN", "secret-token-123")
-    assert build_cli.main(["--demo", "--out", str(out), "--milvus", str(out / "demo.db"), "--no-progress"]) == 0
-    manifest_text = (out / "manifest.json").read_text()
-    store = json.loads(manifest_text)["store"]
-    assert store["kind"] == "milvus" and store["uri"] == "./demo.db" and store["collection"] == "stylishi_catalog"
-    assert store["count"] == len(service.catalog) and store["index_type"] == "FLAT"
-    assert "secret-token-123" not in manifest_text
-    expected = [r.id for r in service.search_text("black jacket", k=5, filters={"colour": "Black"}).results]
-    item = expected[0]
-    expected_like = [r.id for r in service.search_item(item, k=5).results]
-    with running_app(out, tmp_path / "app", env={"MILVUS_TOKEN": "secret-token-123"}) as app, \
-            httpx.Client(base_url=app.url, timeout=60) as http:
-        kind, (_, results) = http_call(http, "search_text", ["black jacket", 5, {"colour": "Black"}])
-        assert kind == "complete" and [r["id"] for r in results] == expected
-        kind, (_, results) = http_call(http, "more_like_this", [item, 5, None])
-        assert kind == "complete" and [r["id"] for r in results] == expected_like
-        assert "secret-token-123" not in app.log_text()
