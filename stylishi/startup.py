@@ -390,11 +390,15 @@ class _Start:
     # 5. the offline demo
     def demo(self, step: Step) -> Served:
         from .builder import build_demo
+        from .demo import is_current_demo
 
         out = cache_dir() / DEMO
         if (out / catalog_mod.MANIFEST).exists():
-            self.step(f"Loading the offline demo from {out}")
             try:
+                if not is_current_demo(catalog_mod.read_manifest(out)):
+                    # An older release's demo (e.g. the random tiny model): its results would not be this one's.
+                    raise ArtifactError("it was built by an older version of the demo")
+                self.step(f"Loading the offline demo from {out}")
                 return Served(self.load(out, source=DEMO, model=None))
             except (ArtifactError, ModelError) as exc:  # damaged or from another version: build it again
                 log.warning("the cached offline demo at %s is not usable (%s): building it again", out, exc)

@@ -281,3 +281,34 @@ def test_good_settings_are_read_and_typed(monkeypatch):
     s = Settings.from_env(threads="3")
     assert (s.limits.max_text_chars, s.threads, s.embed_mode, s.hub_timeout, s.mcp, s.device) == \
         (300, 3, "fp32", 0.5, True, "cpu")
+
+
+@pytest.mark.parametrize("version, rebuilt", [(1, True), (None, False)])
+def test_a_cached_demo_of_an_older_release_is_built_again(demo_index, tmp_path, monkeypatch, version, rebuilt):
+    """A demo cached by an older release (the random tiny model) is not served as today's demo; today's is reused."""
+    import json
+    import shutil
+
+    import stylishi.builder
+    from stylishi import catalog as catalog_mod
+    from stylishi.config import cache_dir
+    from stylishi.demo import DEMO_VERSION
+
+    cached = cache_dir() / "demo"
+    shutil.copytree(demo_index, cached)
+    manifest = json.loads((cached / catalog_mod.MANIFEST).read_text())
+    assert manifest["source"]["demo_version"] == DEMO_VERSION
+    if version is not None:
+        manifest["source"]["demo_version"] = version
+        (cached / catalog_mod.MANIFEST).write_text(json.dumps(manifest))
+    builds = []
+
+    def build_demo(out, progress=True):  # the real build takes ~30 s of CPU: copy the session's demo instead
+        builds.append(out)
+        shutil.copytree(demo_index, out, dirs_exist_ok=True)
+
+    monkeypatch.setattr(stylishi.builder, "build_demo", build_demo)
+    service = open_service("demo", device="cpu", mode="fp32")
+    assert bool(builds) is rebuilt
+    assert catalog_mod.read_manifest(cached)["source"]["demo_version"] == DEMO_VERSION
+    assert len(service.catalog) == len(catalog_mod.load(demo_index))
