@@ -103,7 +103,7 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     assert set(top) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour", "thumbnail"}
     assert top["thumbnail"].rsplit("/", 1)[-1] == f"{ITEM}.jpg"
     assert top["name"] == "Pink polka dot t-shirt"
-    assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Grey")
+    assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Pink")
     assert [r["rank"] for r in results] == list(range(1, 11))
     assert all(a["score"] >= b["score"] for a, b in zip(results, results[1:]))
     # The demo index is calibrated: "% match" is the chance of the same article type, not the raw cosine.
@@ -140,14 +140,15 @@ def test_more_like_this_by_id(client):
 def test_filters_narrow_results(client, demo_index, items):
     from gradio_client import handle_file
 
-    # The query is a grey t-shirt; only red items, then only red items for women, may come back.
+    # The query is a pink t-shirt; only red items, then only red unisex items, may come back.
     _, red = client.predict(handle_file(picture(demo_index)), 20, {"colour": ["Red"]}, api_name="/search_image")
     assert len(red) == 20 and ITEM not in {r["id"] for r in red}
     assert set(items.loc[[r["id"] for r in red], "colour"]) == {"Red"}
-    _, red_women = client.predict(handle_file(picture(demo_index)), 50, {"colour": "Red", "gender": "Women"},
+    _, red_unisex = client.predict(handle_file(picture(demo_index)), 50, {"colour": "Red", "gender": "Unisex"},
                                   api_name="/search_image")
-    expected = items[(items.colour == "Red") & (items.gender == "Women")]
-    assert {r["id"] for r in red_women} == set(expected.index)  # fewer than k exist: all of them, nothing else
+    expected = items[(items.colour == "Red") & (items.gender == "Unisex")]
+    assert 0 < len(expected) < 50
+    assert {r["id"] for r in red_unisex} == set(expected.index)  # fewer than k exist: all of them, nothing else
     # Filters as JSON text work too, on every endpoint.
     _, shoes = client.predict(ITEM, 5, '{"article_type": ["Casual Shoes"]}', api_name="/more_like_this")
     assert set(items.loc[[r["id"] for r in shoes], "article_type"]) == {"Casual Shoes"}
