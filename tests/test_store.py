@@ -249,3 +249,32 @@ def test_milvus_going_away_while_serving_is_said_per_query_then_recovers(demo_in
         server.kill()
         server.wait(timeout=30)
 
+
+
+@needs_milvus
+@pytest.mark.slow
+def test_the_command_line_demo_build_into_milvus_lite_is_served_by_the_app(demo_index, tmp_path):
+    """The issue's path end to end: `build_index.py --demo --out DIR --milvus DIR/demo.db`, then
+    `app.py --index DIR` answers over HTTP from Milvus Lite with the FAISS demo's results."""
+    import httpx
+
+    import stylishi
+    from tests.helpers import ROOT, http_call, running_app
+
+    faiss_demo = stylishi.load(demo_index, mode="fp32", device="cpu")  # the app below runs fp32 too
+
+    out = tmp_path / "demo-milvus"
+    build = subprocess.run([sys.executable, str(ROOT / "build_index.py"), "--demo", "--out", str(out),
+                            "--milvus", str(out / "demo.db")], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["store"]["kind"] == "milvus" and manifest["store"]["uri"] == "./demo.db"
+    with running_app(out, tmp_path / "app", env={"STYLISHI_RATE_LIMIT": "0"}, timeout=300) as app:
+        with httpx.Client(base_url=app.url, timeout=120) as http:
+            for api, query in (("search_text", "red dress"), ("more_like_this", "demo-0001")):
+                kind, outputs = http_call(http, api, [query, 5, {"colour": "Red"} if api == "search_text" else None])
+                assert kind == "complete", outputs
+                want = (faiss_demo.search_text(query, 5, {"colour": "Red"}) if api == "search_text"
+                        else faiss_demo.search_item(query, 5))
+                assert [r["id"] for r in outputs[1]] == [r.id for r in want.results]
+    assert "Traceback" not in app.log_text()
