@@ -13,7 +13,6 @@ evaluation and test queries (pictures and camera shots) `SEEDS["heldout"] + ...`
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import random
@@ -24,6 +23,8 @@ from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .catalog import sha256_file
 
 SEEDS = {"catalog": 1_000_000, "training": 2_000_000, "heldout": 3_000_000}
 DEMO_VERSION = 2  # 1: 384 pictures and a random tiny CLIP; 2: 1,200 pictures and the trained model
@@ -267,7 +268,7 @@ def copy_demo_model(out_dir: str | Path, source: str | Path = MODEL_DIR) -> Path
 def write_checksums(folder: str | Path) -> Path:
     """`SHA256SUMS` (sha256sum's format) for every file of a model folder."""
     folder = Path(folder)
-    lines = [f"{_sha256(p)}  {p.name}" for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS]
+    lines = [f"{sha256_file(p)}  {p.name}" for p in sorted(folder.iterdir()) if p.is_file() and p.name != CHECKSUMS]
     path = folder / CHECKSUMS
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -285,18 +286,10 @@ def verify_checksums(folder: str | Path) -> None:
     for line in sums.read_text().splitlines():
         digest, name = line.split(maxsplit=1)
         path = folder / name.strip()
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise ModelError(f"The offline demo's model file {path} is missing or damaged (sha256 differs from "
                              f"{CHECKSUMS}). Restore data/demo_model/ from the repository (git checkout -- "
                              "data/demo_model), or retrain it with: python scripts/train_demo_model.py")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- the tiny CLIP ---------------------------------------------------------------------------------------------
