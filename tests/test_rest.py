@@ -166,7 +166,7 @@ def test_queries_are_logged_and_counted_in_stats_like_the_gradio_ones(http, serv
     assert after["queries"] - before["queries"] == 3 and after["errors"] - before["errors"] == 1
     assert after["by_kind"]["image"]["queries"] - before["by_kind"].get("image", {"queries": 0})["queries"] == 1
     assert after["rest"]["served"] - before["rest"]["served"] == 3 and after["rest"]["running_max"] == 2
-    assert after["embed_mode"] == "fp32"
+    assert after["embed_mode"] == "fp32" and after["catalog_embed_mode"] == "fp32"  # the demo is built in fp32
     time.sleep(0.3)
     log = server.log_text()
     assert log.count('"event":"query"') - log_before == 3
