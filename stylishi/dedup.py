@@ -92,3 +92,18 @@ def _key(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def parse_flag(value: Any) -> bool:
+    """The API's `dedup` as a program sends it: true/false (also "true"/"false", 1/0, "yes"/"no"); omitted = on."""
+    if value is None or value == "":
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    from .errors import QueryError
+
+    raise QueryError("dedup must be true (fold near-duplicates, the default) or false (show every item).")

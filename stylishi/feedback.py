@@ -52,7 +52,7 @@ def parse_ids(value: Any, what: str) -> list[str]:
         return []
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
+        if text.startswith(("[", "{")):  # JSON text: a list is welcome, anything else is explained below
             try:
                 value = json.loads(text)
             except json.JSONDecodeError:
