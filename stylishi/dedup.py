@@ -39,24 +39,26 @@ class Kept:
 
 def fold(rows: Sequence[int], scores: Sequence[float], vectors: np.ndarray, *, threshold: float,
          pictures: Sequence[Hashable | None] | None = None, groups: Sequence[Hashable | None] | None = None,
-         k: int | None = None) -> list[Kept]:
+         k: int | None = None, hidden: int = 0) -> list[Kept]:
     """Candidates (best first) → at most k kept results, each with the near-duplicates folded into it.
 
     A candidate joins the first kept result it duplicates; otherwise it is kept while fewer than k are, and dropped
     after that (it is not shown, and no card claims it). `pictures` and `groups` hold one key per candidate, None for
-    "unknown" (a missing picture or group never makes two items the same).
+    "unknown" (a missing picture or group never makes two items the same). The first `hidden` candidates are items
+    the shopper already has (the item of "more like this", the liked and disliked ones): never shown, and their
+    near-duplicates are dropped with them (the same product under another id is not a new result).
     """
     vectors = np.asarray(vectors, dtype=np.float32)
-    kept: list[int] = []  # candidate positions
-    folded: dict[int, list[int]] = {}
-    for i in range(len(rows)):
+    kept: list[int] = list(range(min(hidden, len(rows))))  # candidate positions; the hidden ones first
+    folded: dict[int, list[int]] = {j: [] for j in kept}
+    for i in range(len(kept), len(rows)):
         home = next((j for j in kept if _same(i, j, vectors, threshold, pictures, groups)), None)
         if home is not None:
             folded[home].append(int(rows[i]))
-        elif k is None or len(kept) < k:
+        elif k is None or len(kept) - hidden < k:
             kept.append(i)
             folded[i] = []
-    return [Kept(int(rows[j]), float(scores[j]), tuple(folded[j])) for j in kept]
+    return [Kept(int(rows[j]), float(scores[j]), tuple(folded[j])) for j in kept if j >= hidden]
 
 
 def _same(i: int, j: int, vectors: np.ndarray, threshold: float, pictures, groups) -> bool:

@@ -208,12 +208,14 @@ class SearchService:
             hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and int(r) not in exclude]
             if not dedup:
                 return [dedup_mod.Kept(r, s) for r, s in hits[:k]], t_format
-            rows_ = [r for r, _ in hits]
-            kept = dedup_mod.fold(rows_, [s for _, s in hits], store.vectors(np.array(rows_, dtype=np.int64))
+            # The excluded items go first, hidden: their near-duplicates are not new results either.
+            rows_ = sorted(exclude) + [r for r, _ in hits]
+            scores_ = [1.0] * len(exclude) + [s for _, s in hits]
+            kept = dedup_mod.fold(rows_, scores_, store.vectors(np.array(rows_, dtype=np.int64))
                                   if rows_ else np.zeros((0, self.catalog.dim), np.float32),
                                   threshold=self.dedup_threshold,
                                   pictures=dedup_mod.picture_keys(self.catalog, rows_),
-                                  groups=dedup_mod.group_keys(self.catalog.items, rows_), k=k)
+                                  groups=dedup_mod.group_keys(self.catalog.items, rows_), k=k, hidden=len(exclude))
             # Enough kept, or the index had no more to give: done. Else a wider page of candidates.
             if len(kept) >= k or int((rows[0] >= 0).sum()) < fetch or fetch >= len(store):
                 break

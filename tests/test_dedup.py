@@ -9,6 +9,8 @@ from stylishi.dedup import DEFAULT_THRESHOLD, Kept, fold, parse_flag
 from stylishi.errors import QueryError, SettingError
 from tests.conftest import DUP_COPIES, DUP_GROUP, DUP_SOURCE
 
+SAME_PICTURE = {DUP_SOURCE, *DUP_COPIES}
+
 
 def unit(*rows) -> np.ndarray:
     v = np.asarray(rows, dtype=np.float32)
@@ -104,10 +106,19 @@ def test_one_product_group_is_one_result(dup_service):
     assert {first, second} <= {r.id for r in both}
 
 
-def test_more_like_this_never_returns_the_item_nor_folds_it_back(dup_service):
+def test_more_like_this_returns_neither_the_item_nor_its_copies(dup_service):
     results = dup_service.search_item(DUP_COPIES[0], k=5).results
-    assert DUP_COPIES[0] not in [r.id for r in results]
-    assert DUP_COPIES[0] not in [i for r in results for i in r.folded_ids]
+    shown = [r.id for r in results] + [i for r in results for i in r.folded_ids]
+    assert len(results) == 5 and not set(shown) & SAME_PICTURE
+    plain = [r.id for r in dup_service.search_item(DUP_COPIES[0], k=5, dedup=False).results]
+    assert set(plain[:2]) == {DUP_SOURCE, DUP_COPIES[1]}  # without dedup: the same picture under the other ids
+
+
+def test_refine_never_returns_copies_of_the_judged_items(dup_service):
+    results = dup_service.refine([DUP_SOURCE], [], 5).results
+    assert len(results) == 5 and not {r.id for r in results} & SAME_PICTURE
+    plain = dup_service.refine([DUP_SOURCE], [], 5, dedup=False).results
+    assert {r.id for r in plain[:2]} == set(DUP_COPIES)
 
 
 def test_a_lower_threshold_folds_more(dup_index):
@@ -118,3 +129,9 @@ def test_a_lower_threshold_folds_more(dup_index):
     strict = stylishi.load(dup_index)
     folded = lambda service: sum(service.search_text(q, k=10).folded for q in ("red dress", "blue shoes"))  # noqa: E731
     assert folded(loose) > folded(strict)
+
+
+def test_hidden_items_are_never_shown_and_take_their_copies_with_them():
+    vectors = unit([1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0])
+    kept = fold([7, 8, 1, 2, 3], [1, 1, 0.9, 0.8, 0.7], vectors, threshold=0.999, hidden=2, k=5)
+    assert [(h.row, h.folded) for h in kept] == [(2, ())]  # 1 copies hidden 7, 3 copies hidden 8
