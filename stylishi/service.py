@@ -180,8 +180,9 @@ class SearchService:
         """Search the index and turn the top k rows into results. `exclude`: rows never returned (the item a "more
         like this" started from, the items given as feedback), so that many more are asked of the index. With
         `dedup`, FETCH_FACTOR × as many candidates are asked for and near-duplicates folded (stylishi.dedup)."""
+        dedup = dedup_mod.parse_flag(dedup)  # a bool from Python; true/false text from a form (stylishi_ui.rest)
         t_search = time.perf_counter()
-        kept, t_format = self._search_kept(vector, k, allowed, set(exclude), bool(dedup))
+        kept, t_format = self._search_kept(vector, k, allowed, set(exclude), dedup)
         fit = self.calibration.get("text" if kind == "text" else "image")
         scores = [h.score for h in kept]
         matches = (fit.probability(scores) if fit else np.clip(scores, 0.0, 1.0)) * 100 if kept else []
