@@ -50,7 +50,8 @@ def service_stats(service: SearchService) -> dict[str, Any]:
 def replay(service: SearchService, query: Mapping[str, Any] | None, text: str | None, k: Any,
            filters: Mapping[str, Any] | None) -> SearchResponse | None:
     """The query on screen again with another k or filters: a photo by its stored vector (its picture is gone),
-    a description by its text, "more like this" by its item. None when nothing is on screen to re-run."""
+    a description by its text, "more like this" by its item, a 👍 / 👎 refinement by its feedback. None when nothing
+    is on screen to re-run."""
     kind = (query or {}).get("kind")
     if kind == "image" and query.get("vector") is not None:
         return service.search_vector(query["vector"], k, filters)
@@ -58,4 +59,6 @@ def replay(service: SearchService, query: Mapping[str, Any] | None, text: str | 
         return service.search_text(text, k, filters)
     if kind == "item":
         return service.search_item(query.get("item"), k, filters)
+    if kind == "refine":  # 👍 / 👎 on screen: the same feedback, from the same starting vector
+        return service.refine(query.get("liked"), query.get("disliked"), k, filters, query_vector=query.get("vector"))
     return None
