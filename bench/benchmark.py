@@ -329,8 +329,16 @@ def start_app(catalog_dir: Path, port: int, mode: str) -> tuple[subprocess.Popen
     return proc, ready
 
 
+_DEFAULTS: dict[str, list] = {}
+
+
 def http_call(base: str, api_name: str, data: list) -> list:
-    """POST /gradio_api/call/<api_name>, then read its event stream: the outputs, or RuntimeError on an error event."""
+    """POST /gradio_api/call/<api_name>, then read its event stream: the outputs, or RuntimeError on an error event.
+    Inputs left out are sent as the endpoint's declared defaults (raw HTTP must send every input)."""
+    if api_name not in _DEFAULTS:
+        info = json.loads(urllib.request.urlopen(f"{base}/gradio_api/info", timeout=30).read())
+        _DEFAULTS[api_name] = [p.get("parameter_default") for p in info["named_endpoints"][f"/{api_name}"]["parameters"]]
+    data = data + _DEFAULTS[api_name][len(data):]
     req = urllib.request.Request(f"{base}/gradio_api/call/{api_name}", data=json.dumps({"data": data}).encode(),
                                  headers={"Content-Type": "application/json"})
     event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
