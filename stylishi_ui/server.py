@@ -61,7 +61,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
     from .api import API_NAMES
     from .guard import RateLimit, RequestGuard
     from .media import stats_route
-    from .page import CSS
+    from .page import CSS, JS
 
     limits = service.limits
     guard = Middleware(RequestGuard, max_bytes=limits.max_bytes, api_names=API_NAMES, gate=demo.file_gate,
@@ -80,6 +80,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
         mcp_server=mcp,
         theme=gr.themes.Default(primary_hue="rose", secondary_hue="slate", neutral_hue="slate"),
         css=CSS,
+        js=JS,
     )
 
 
