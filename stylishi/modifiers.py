@@ -197,7 +197,7 @@ def _forms(key: str) -> set[str]:
         return set()
     head, _, last = key.rpartition(" ")
     lead = head + " " if head else ""
-    forms = {key}
+    forms = {key, key.replace(" ", "")}  # "off-white" is typed as one word
     if last.endswith(("sses", "xes", "ches", "shes")):
         forms.add(lead + last[:-2])
     elif last.endswith("s") and not last.endswith("ss") and len(last) > 3:

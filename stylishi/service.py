@@ -386,7 +386,7 @@ def _plain(value: Any) -> Any:
 MIN_CATALOG_COSINE = 0.8
 KIND_COLUMNS = {"article_type", "subcategory", "category"}  # words or filters naming one: the kind is not kept
 KIND_VOTES = 5  # the picture's nearest items that say which kind it is (majority)
-BOOST_POOL = 10  # a boost ("with stripes" where the store cannot filter by pattern) reorders the k × this nearest
+BOOST_POOL = 30  # a boost ("with stripes" where the store cannot filter by pattern) reorders the k × this nearest
 
 
 def load(index: str | Path, model: str | None = None, *, device: str = "auto", mode: str | None = None,

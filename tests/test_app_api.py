@@ -83,9 +83,11 @@ def test_api_lists_exactly_the_three_documented_endpoints(client):
     assert set(named) == {"/search_image", "/search_text", "/more_like_this"}, set(named)
     assert not info.get("unnamed_endpoints")
     first = {"/search_image": "image", "/search_text": "text", "/more_like_this": "item_id"}
+    more = {"/search_image": ["box", "text", "text_weight"]}  # optional, after the common ones
     for name, endpoint in named.items():
         params = endpoint["parameters"]
-        assert [p["parameter_name"] for p in params] == [first[name], "k", "filters"]
+        assert [p["parameter_name"] for p in params] == [first[name], "k", "filters", *more.get(name, [])]
+        assert all(p["parameter_has_default"] for p in params[3:])
         assert not params[0]["parameter_has_default"]  # the query is required ...
         assert params[1]["parameter_has_default"] and params[1]["parameter_default"] == 10  # ... the rest optional
         assert params[2]["parameter_has_default"]
