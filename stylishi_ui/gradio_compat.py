@@ -43,8 +43,12 @@ def api_endpoint(fn: Callable, inputs: list, outputs: list, api_name: str, **kwa
 def root_url(request: gr.Request | None) -> str:
     """The app's public root URL as the client sees it (proxy headers included), "" when unknown."""
     raw = getattr(request, "request", None) if request is not None else None
-    if raw is None:
-        return ""
+    return root_url_of(raw) if raw is not None else ""
+
+
+def root_url_of(raw) -> str:
+    """The same for a plain Starlette request (the app's own routes, e.g. /api/v1/search): Gradio's own reading of
+    the proxy headers and root path, so both APIs give the same thumbnail URLs."""
     try:
         from gradio import route_utils
 
