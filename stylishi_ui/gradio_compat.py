@@ -125,3 +125,8 @@ def queue_max_size(demo: gr.Blocks) -> int | None:
     """How many events the queue holds before it answers "queue is full" (set by the public `demo.queue(max_size=)`,
     readable only on the private queue object)."""
     return demo._queue.max_size
+
+
+def api_input_counts(demo: gr.Blocks, names) -> dict[str, int]:
+    """How many inputs each named API endpoint takes (Blocks keeps its events in the private `fns`)."""
+    return {fn.api_name: len(fn.inputs) for fn in demo.fns.values() if fn.api_name in set(names)}

@@ -101,3 +101,18 @@ def test_raw_http_box_words_and_bad_input(app, scene):
         assert kind == "complete" and len(results) == 2
     assert app.proc.poll() is None
     assert "x" * 50 not in app.log_text() and "collar" not in app.log_text()  # typed words never reach the log
+
+
+def test_the_rest_route_passes_box_text_and_weight_on(app, scene):
+    """POST /api/v1/search (stylishi_ui.rest) with the same optional fields as the Gradio endpoint."""
+    from stylishi_ui.rest import PATH
+
+    with open(scene, "rb") as f:
+        picture = f.read()
+    form = {"k": (None, "5"), "box": (None, "[0.5, 0, 1, 1]"), "text": (None, "in pink"),
+            "text_weight": (None, "0.2"), "image": ("scene.png", picture, "image/png")}
+    response = httpx.post(app.url + PATH, files=form, timeout=60)
+    assert response.status_code == 200, response.text
+    assert set(colours(response.json())) == {"Pink"}
+    bad = httpx.post(app.url + PATH, files={**form, "box": (None, "[1, 0, 0, 1]")}, timeout=60)
+    assert bad.status_code == 400 and "inverted" in bad.json()["error"]

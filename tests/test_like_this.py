@@ -268,3 +268,17 @@ def test_a_vector_search_reads_words_too(service):
     again = service.search_vector(first.picture_vector, 5, text="in yellow")
     assert {r.colour for r in again.results} == {"Yellow"}
     assert np.allclose(again.picture_vector, first.picture_vector)
+
+
+def test_the_status_line_renders_from_the_reading():
+    from stylishi.modifiers import Reading, Term
+    from stylishi_ui.cards import box_text, reading_text
+
+    reading = Reading("in blue with a <b>collar</b>", (Term("blue", "colour", "Blue", "filter"),
+                                                       Term("", "article_type", "Dresses", "keep")),
+                      rest="with a <b>collar</b>", weight=0.3)
+    assert reading_text(reading) == ("colour = Blue (filter) · type = Dresses (kept from the photo) · "
+                                      "rest: 'with a &lt;b&gt;collar&lt;/b&gt;' at weight 0.3")
+    assert reading_text(Reading("like this")) == "the words named nothing to change"
+    assert reading_text(None) == "" and box_text(None) == ""
+    assert box_text([0.25, 0.1, 0.75, 0.6]) == "region 25–75 % across, 10–60 % down"
