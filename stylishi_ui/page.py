@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from stylishi import StyliShiError
+from stylishi.feedback import MAX_IDS
 from stylishi.filters import from_fields
 from stylishi.modifiers import DEFAULT_WEIGHT
 from stylishi.privacy import UploadJanitor
@@ -125,6 +126,12 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
                     selected = gr.Markdown("", elem_id="selected")
                     more_btn = gr.Button("More like this", visible=False, size="sm", scale=0, min_width=140,
                                          variant="primary", elem_id="more-like-this")
+                    like_btn = gr.Button("👍 Like", visible=False, size="sm", scale=0, min_width=90, elem_id="like")
+                    dislike_btn = gr.Button("👎 Dislike", visible=False, size="sm", scale=0, min_width=90,
+                                            elem_id="dislike")
+                with gr.Row(equal_height=True, visible=False, elem_id="feedback-row") as feedback_row:
+                    feedback_md = gr.Markdown("", elem_id="feedback")
+                    start_over_btn = gr.Button("Start over", size="sm", scale=0, min_width=110, elem_id="start-over")
                 gallery = gr.Gallery(label="Matches", show_label=False, columns=4, height="auto",
                                      object_fit="contain", allow_preview=False, buttons=[], elem_id="results")
         with gr.Accordion("Service stats", open=False, elem_id="stats") as stats_box:
@@ -138,15 +145,21 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         def show(response, filters, query: dict, request: gr.Request | None):
             what = {"live": "live camera", "image": "photo", "example": "photo"}.get(query.get("kind"))
             url_of = media.url_maker(compat.root_url(request))
+            if query.get("kind") != "refine":  # a new query: its vector is where 👍 / 👎 start from
+                query = {**query, "vector": response.vector}
+            line = cards.feedback_line(query.get("liked", []), query.get("disliked", []))
+            hidden = gr.update(visible=False)
             return (cards.gallery(response, url_of), cards.status(response, filters, what), cards.shown(response),
-                    query, "", gr.update(visible=False))
+                    query, "", hidden, hidden, hidden, line, gr.update(visible=bool(line)))
 
-        outputs = [gallery, status, shown, last_query, selected, more_btn]
+        outputs = [gallery, status, shown, last_query, selected, more_btn, like_btn, dislike_btn, feedback_md,
+                   feedback_row]
 
         def photo_query(response, whole=None) -> dict:
-            """What re-runs a photo search without the photo: its (region's) own vector, and the whole photo's."""
+            """What re-runs a photo search without the photo: its (region's) own vector before any words, and the
+            whole photo's. (`vector`, set by show(), is the query as searched: where 👍 / 👎 start from.)"""
             own = response.picture_vector
-            return {"kind": "image", "item": None, "vector": own, "whole": own if whole is None else whole}
+            return {"kind": "image", "item": None, "picture": own, "whole": own if whole is None else whole}
 
         def on_image(img, k_, words_, weight_, request: gr.Request | None, *fvals):
             if img is None:
@@ -171,12 +184,12 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
             """Back to the whole photo (its vector was kept when it was first searched)."""
             if (query or {}).get("kind") != "image" or query.get("whole") is None:
                 return gr.skip()
-            return rerun({**query, "vector": query["whole"]}, q, k_, words_, weight_, request, *fvals)
+            return rerun({**query, "picture": query["whole"]}, q, k_, words_, weight_, request, *fvals)
 
         def on_text(q, k_, request: gr.Request | None, *fvals):
             filters = filters_of(fvals)
-            return show(run(lambda: service.search_text(q, k_, filters)), filters, {"kind": "text", "item": None},
-                        request)
+            return show(run(lambda: service.search_text(q, k_, filters)), filters,
+                        {"kind": "text", "item": None, "text": q}, request)
 
         def on_live(frame, k_, request: gr.Request | None, *fvals):
             if frame is None:
@@ -212,9 +225,47 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
 
         def on_select(results, evt: gr.SelectData):
             if not results or evt.index is None or not 0 <= int(evt.index) < len(results):
-                return "", gr.update(visible=False), None
+                return "", gr.update(visible=False), gr.update(visible=False), gr.update(visible=False), None
             r = results[int(evt.index)]
-            return cards.selected_line(r), gr.update(visible=True), r["id"]
+            shown_ = gr.update(visible=True)
+            return cards.selected_line(r), shown_, shown_, shown_, r["id"]
+
+        def on_feedback(verdict: str, query, item, k_, request: gr.Request | None, *fvals):
+            """👍 / 👎 on the selected card: the query on screen moved toward the liked and away from the disliked
+            (stylishi.feedback); a card can change sides. The state is this browser session's own (gr.State)."""
+            if not item:
+                raise UserError("Click a result first, then 👍 or 👎.")
+            query = query or {}
+            refining = query.get("kind") == "refine"
+            base = query.get("base") if refining else query
+            liked = [i for i in query.get("liked", []) if i != item]
+            disliked = [i for i in query.get("disliked", []) if i != item]
+            (liked if verdict == "like" else disliked).append(item)
+            liked, disliked = liked[-MAX_IDS:], disliked[-MAX_IDS:]  # the latest count most
+            vector = query.get("vector")
+            filters = filters_of(fvals)
+            response = run(lambda: service.refine(liked, disliked, k_, filters, query_vector=vector))
+            return show(response, filters, {"kind": "refine", "liked": liked, "disliked": disliked, "vector": vector,
+                                            "base": base}, request)
+
+        def on_like(query, item, k_, request: gr.Request | None, *fvals):
+            return on_feedback("like", query, item, k_, request, *fvals)
+
+        def on_dislike(query, item, k_, request: gr.Request | None, *fvals):
+            return on_feedback("dislike", query, item, k_, request, *fvals)
+
+        def start_over(query, q, k_, request: gr.Request | None, *fvals):
+            """Forget the 👍 / 👎 and show the query they refined again."""
+            base = (query or {}).get("base") if (query or {}).get("kind") == "refine" else None
+            if not base:
+                return gr.skip()
+            filters = filters_of(fvals)
+            response = run(lambda: replay(service, base, base.get("text") or q, k_, filters)
+                           or (service.search_vector(base["vector"], k_, filters) if base.get("vector") is not None
+                               else None))
+            if response is None:
+                return gr.skip()
+            return show(response, filters, base, request)
 
         def by_item(item, k_, request: gr.Request | None, *fvals):
             if not item:
@@ -244,9 +295,12 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
                     concurrency_limit=LIVE_CONCURRENCY, api_visibility="private", show_progress="hidden")
         demo.load(show_examples, None, examples, api_visibility="private", queue=False, show_progress="hidden")
         examples.select(on_example, [k, words, weight, *dropdowns], outputs, js=HIDE_BOX, **private)
-        gallery.select(on_select, [shown], [selected, more_btn, picked], api_visibility="private",
-                       queue=False, show_progress="hidden")
+        gallery.select(on_select, [shown], [selected, more_btn, like_btn, dislike_btn, picked],
+                       api_visibility="private", queue=False, show_progress="hidden")
         more_btn.click(by_item, [picked, k, *dropdowns], outputs, **private)
+        like_btn.click(on_like, [last_query, picked, k, *dropdowns], outputs, **private)
+        dislike_btn.click(on_dislike, [last_query, picked, k, *dropdowns], outputs, **private)
+        start_over_btn.click(start_over, [last_query, text, k, *dropdowns], outputs, **private)
         for control in (k, weight, *dropdowns):
             trigger = control.release if control in (k, weight) else control.change
             trigger(rerun, [last_query, text, k, words, weight, *dropdowns], outputs, **private)
