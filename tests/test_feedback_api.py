@@ -83,11 +83,13 @@ def test_refine_through_gradio_client(client):
     _, as_text = client.predict(", ".join(liked), ", ".join(disliked), 10, api_name="/refine")
     _, as_json = client.predict(f'["{liked[0]}", "{liked[1]}"]', f'["{disliked[0]}"]', 10, api_name="/refine")
     assert [r["id"] for r in as_text] == [r["id"] for r in as_json] == [r["id"] for r in results]
-    _, green = client.predict(liked, None, 5, {"colour": "Green"}, api_name="/refine")
-    assert green and all(r["colour"] == "Green" for r in green)
+    _, red = client.predict(liked, None, 5, {"colour": "Red"}, api_name="/refine")  # a colour of this small catalog
+    assert red and all(r["colour"] == "Red" for r in red)
 
 
 def test_refine_over_raw_http(http):
+    kind, (_, short) = http_call(http, "refine", [[DUP_SOURCE]])  # the optional arguments omitted: their defaults
+    assert kind == "complete" and len(short) == 10
     kind, (gallery, results) = http_call(http, "refine", [[DUP_SOURCE], [], 3, None, True])
     assert kind == "complete" and len(results) == 3 and DUP_SOURCE not in {r["id"] for r in results}
     assert not SAME_PICTURE & {r["id"] for r in results}  # its copies are the liked item under other ids
