@@ -38,8 +38,13 @@ def warm_up(service: SearchService) -> float:
 
 def service_stats(service: SearchService) -> dict[str, Any]:
     """What GET /stats returns: the query statistics and what is served (no paths, nothing from users)."""
+    manifest = service.catalog.manifest
+    build = manifest.get("build") if isinstance(manifest.get("build"), dict) else {}
     return {**service.metrics.snapshot(), "catalog_items": len(service.catalog),
-            "embed_mode": service.embedder.mode, "device": service.embedder.device}
+            "embed_mode": service.embedder.mode, "device": service.embedder.device,
+            # how the catalog's own vectors were made (fp32, or the fast path its build gate accepted)
+            "catalog_embed_mode": str((manifest.get("model") or {}).get("mode", "fp32")),
+            "catalog_build_gate": build.get("gate") or None}
 
 
 def replay(service: SearchService, query: Mapping[str, Any] | None, text: str | None, k: Any,

@@ -24,7 +24,7 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable
 
 NOT_HERE = ("That picture was not uploaded to this app. Upload the file first (a program POSTs it to "
             "/gradio_api/upload) and send the path that upload returns.")
@@ -97,11 +97,8 @@ class RateLimit:
 
 class RequestGuard:
     def __init__(self, app, *, max_bytes: int, api_names: Iterable[str], gate: FileGate, rate: RateLimit,
-                 upload_path: str = "/gradio_api/upload", form_paths: Iterable[str] = (),
-                 input_counts: Mapping[str, int] | None = None):
+                 upload_path: str = "/gradio_api/upload", form_paths: Iterable[str] = ()):
         self.app = app
-        # endpoint → how many inputs it takes: a raw call may leave out the trailing optional ones (see _pad)
-        self.input_counts = dict(input_counts or {})
         self.max_bytes = int(max_bytes)
         self.upload_limit = self.max_bytes + FORM_OVERHEAD
         self.body_limit = 4 * math.ceil(self.max_bytes / 3) + len("data:image/webp;base64,") + JSON_OVERHEAD
@@ -150,8 +147,6 @@ class RequestGuard:
         if not complete:
             await _answer(send, 413, TOO_LARGE.format(mb=round(self.max_bytes / 1e6)))
             return
-        if call and body and call.group("name") in self.input_counts:
-            body, scope = _pad(body, scope, self.input_counts[call.group("name")])
         if body and b'"path"' in body and b"json" in (_header(scope, b"content-type") or "").encode():
             try:
                 payload = json.loads(body)
@@ -291,22 +286,6 @@ async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
-
-
-def _pad(body: bytes, scope: Scope, inputs: int) -> tuple[bytes, Scope]:
-    """A raw `/gradio_api/call/<name>` body whose `data` leaves out trailing optional inputs (box, text, … added
-    after the first release), padded with nulls, each endpoint's default: Gradio itself refuses a short list, while
-    gradio_client fills in the defaults. Anything else passes unchanged (Gradio answers it)."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return body, scope
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, list) or len(data) >= inputs:
-        return body, scope
-    body = json.dumps({**payload, "data": data + [None] * (inputs - len(data))}).encode()
-    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
-    return body, {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

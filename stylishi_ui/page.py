@@ -14,7 +14,7 @@ from stylishi.privacy import UploadJanitor
 from stylishi.serving import catalog_examples, replay
 
 from . import cards, gradio_compat as compat
-from .api import DEFAULT_K, add_api
+from .api import API_NAMES, DEFAULT_K, add_api
 from .errors import UserError, run
 from .guard import FileGate
 from .intake import data_url_bytes, query_picture
@@ -315,6 +315,7 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         # -- the API for programs and agents (named, documented; MCP tools when --mcp) -------------------------
         add_api(demo, service, image_input=image_input, gallery=gallery, media=media, forget=forget,
                 concurrency=concurrency)
+        compat.pad_api_inputs(demo, API_NAMES)  # raw HTTP may omit the optional arguments at the end, as before
     # Every event through the queue (its concurrency limits and this bound); no direct /run for queued events.
     demo.queue(api_open=False, max_size=QUEUE_MAX)
     compat.purge_safely(demo)

@@ -58,7 +58,6 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
 
     from stylishi.serving import service_stats
 
-    from . import gradio_compat as compat
     from .api import API_NAMES
     from .guard import RateLimit, RequestGuard
     from .media import stats_route
@@ -68,8 +67,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
     limits = service.limits
     guard = Middleware(RequestGuard, max_bytes=limits.max_bytes, api_names=API_NAMES, gate=demo.file_gate,
                        rate=RateLimit(limits.requests_per_minute if requests_per_minute is None
-                                                 else requests_per_minute), form_paths=[REST_PATH],
-                       input_counts=compat.api_input_counts(demo, API_NAMES))
+                                                 else requests_per_minute), form_paths=[REST_PATH])
     rest = demo.rest_api = SearchAPI(service, demo.media, running=SEARCH_CONCURRENCY)
     return dict(
         app_kwargs={"routes": [*demo.media.routes(), rest.route(),
