@@ -1,8 +1,14 @@
 #!/usr/bin/env python
 """StyliShi benchmark: per-stage query latency, embedding modes, index scaling, HTTP API, build, cold start, RSS.
 
-    .venv/bin/python bench/benchmark.py                 # full run, ~14 min on 2 cores (half is the 1M index)
-    .venv/bin/python bench/benchmark.py --quick         # smaller sizes, ~3 min (a smoke run)
+    .venv/bin/python bench/benchmark.py                 # full run, ≤ 10 min on 2 cores; writes benchmarks.png
+    .venv/bin/python bench/benchmark.py --quick         # smaller sizes, ≤ 3 min (a smoke run)
+    .venv/bin/python bench/benchmark.py --index-only    # index scaling at 50k / 200k / 1M (~7 min)
+
+Sections: in-process image query per embedding mode (stage timers and process CPU per query); fidelity of each mode
+against fp32; the index build before (serial, fp32) and after (build_index.py's default flags), with its time by
+stage and the build gate's verdict; HTTP load through the Gradio API and through POST /api/v1/search at 1, 2, 4 and
+8 clients; a profile of one request (stage timers, server CPU per request from /proc); index search at 50k.
 
 Everything runs offline on stand-ins: a full-size CLIP ViT-B/32 *architecture* with random weights (speed does not
 depend on the weights), a 50k-item catalog of synthetic clustered 512-d vectors, generated garment pictures. Every
@@ -83,19 +89,28 @@ def clustered(n: int, dim: int = 512, clusters: int = 1000, seed: int = 0) -> np
 
 
 # -- sections ------------------------------------------------------------------------------------------------
-def make_model(work: Path) -> Path:
+def make_model(work: Path, tiny: bool = False) -> Path:
     from stylishi.demo import VIT_B32, save_random_clip
 
     t = time.perf_counter()
+    if tiny:  # a smoke test of this script only: its numbers mean nothing
+        config = dict(image_size=224, patch_size=32, dim=64, vision=(64, 128, 2, 2), text=(64, 128, 2, 2))
+        path = save_random_clip(work / "tiny-random", **config)
+        out("model: TINY random CLIP (--tiny: checks the script, measures nothing)")
+        return path
     path = save_random_clip(work / "vit-b-32-random", **VIT_B32)
     out(f"model: CLIP ViT-B/32 architecture, random weights, saved with save_pretrained in {time.perf_counter() - t:.1f} s")
     return path
 
 
+def model_dim(model_dir: Path) -> int:
+    return int(json.loads((model_dir / "config.json").read_text())["projection_dim"])
+
+
 def make_catalog(work: Path, model_dir: Path, n: int) -> Path:
     from stylishi import catalog
 
-    vectors = clustered(n)
+    vectors = clustered(n, dim=model_dim(model_dir))
     colours = ["Red", "Blue", "Black", "White", "Green", "Pink", "Grey", "Navy Blue"]
     items = pd.DataFrame({"id": [str(100000 + i) for i in range(n)], "name": [f"Product {i}" for i in range(n)],
                           "category": np.where(np.arange(n) % 3 == 0, "Footwear", "Apparel"),
@@ -116,6 +131,7 @@ def bench_modes(model_dir: Path, catalog_dir: Path, n_queries: int) -> dict[str,
     from stylishi import catalog as catalog_mod
     from stylishi.demo import demo_items
     from stylishi.embedder import Embedder
+    from stylishi.images import load_image
     from stylishi import SearchService
 
     cat = catalog_mod.load(catalog_dir)
@@ -134,8 +150,14 @@ def bench_modes(model_dir: Path, catalog_dir: Path, n_queries: int) -> dict[str,
             svc.search_image(p, k=10)
         stages: dict[str, list[float]] = {}
         for p in pictures:
+            cpu = time.process_time()
             for key, value in svc.search_image(p, k=10).timings_ms.items():
                 stages.setdefault(key, []).append(value)
+            stages.setdefault("core_ms", []).append((time.process_time() - cpu) * 1000)
+        for p in pictures:  # decode alone (the service's "preprocess" is decode + the processor's resize/normalise)
+            t = time.perf_counter()
+            load_image(p, svc.limits)
+            stages.setdefault("decode", []).append((time.perf_counter() - t) * 1000)
         results[mode] = stages
         base = pct(results["fp32"]["total"], 50)
         tot = pct(stages["total"], 50)
@@ -235,29 +257,61 @@ def bench_index(sizes: list[int], n_queries: int = 200) -> None:
     faiss.omp_set_num_threads(2)
 
 
-def bench_build(model_dir: Path, work: Path, n: int) -> None:
+def bench_build(model_dir: Path, work: Path, n: int) -> dict:
+    """The build before (serial, fp32: the old default) and after (build_index.py's default flags: decoding,
+    thumbnails and preprocessing on worker threads, the fast image path if the build gate accepts it), same items,
+    same run; then the two catalogs' vectors compared."""
     from stylishi import builder
+    from stylishi import catalog as catalog_mod
     from stylishi.demo import demo_items
     from stylishi.embedder import Embedder
+    from stylishi.index import exact_top_k
 
     records = [builder.Record(id=it.id, image=jpeg(it.image), metadata=it.metadata) for it in demo_items(limit=n)]
+    runs = {}
+    for name, options in (("before: serial, fp32", dict(workers=0, fast=False)),
+                          ("after: default flags", dict(fast=True))):
+        emb = Embedder.load(model_dir, device="cpu", mode="fp32")
+        runs[name] = builder.build(records, emb, work / f"build-{len(runs)}", progress=False, **options)
+    before, after = runs.values()
     out()
-    out(f"## Index build ({n} JPEG product pictures → vectors, thumbnails, index, validation)")
+    out(f"## Index build ({n} JPEG product pictures → vectors, thumbnails, index, calibration, validation)")
     out()
-    out("| embed mode | images/s | speed-up vs fp32 |")
+    out("| build | workers | embedding | images/s end to end | speed-up | embedding pass images/s |")
+    out("|---|---|---|---|---|---|")
+    for name, r in runs.items():
+        pass_s = r.stages_s.get("embedding pass (wall)", r.seconds)
+        workers = 0 if r is before else builder.default_workers()
+        out(f"| {name} | {workers} | {r.embed_mode} | **{r.images_per_s:.1f}** | {r.images_per_s / before.images_per_s:.2f}x "
+            f"| {r.items / pass_s:.1f} |")
+    out()
+    out("Where the time goes (seconds; stages on worker threads are summed over the threads, so with workers they "
+        "add up to more than the wall time):")
+    out()
+    out("| stage | before | after |")
     out("|---|---|---|")
-    base = None
-    for mode in ("fp32", "bf16"):
-        emb = Embedder.load(model_dir, device="cpu", mode=mode)
-        report = builder.build(records, emb, work / f"build-{mode}", progress=False)
-        base = base or report.images_per_s
-        out(f"| {mode} | {report.images_per_s:.1f} | {report.images_per_s / base:.2f}x |")
+    for stage in dict.fromkeys([*before.stages_s, *after.stages_s]):
+        out(f"| {stage} | {before.stages_s.get(stage, 0):.2f} | {after.stages_s.get(stage, 0):.2f} |")
+    out(f"| **total (wall)** | **{before.seconds:.2f}** | **{after.seconds:.2f}** |")
+    out()
+    for verdict in after.gate:
+        out(f"Build gate (during the build): {verdict}")
+    vb = catalog_mod.load(before.out).store.vectors(np.arange(before.items))
+    va = catalog_mod.load(after.out).store.vectors(np.arange(after.items))
+    cos = np.sum(vb * va, axis=1) / (np.linalg.norm(vb, axis=1) * np.linalg.norm(va, axis=1))
+    tb, ta = exact_top_k(vb, vb, 11), exact_top_k(va, va, 11)
+    overlap = float(np.mean([len(set(a[1:]) & set(b[1:])) / 10 for a, b in zip(tb, ta)]))
+    out(f"Benchmark's own check, all {before.items} items, after-build vectors against the fp32 build's: cosine min "
+        f"{cos.min():.5f} / median {np.median(cos):.5f}; top-10 neighbour overlap {overlap:.3f} "
+        f"(targets: ≥ 0.999 and ≥ 0.95).")
+    return {name: r.images_per_s for name, r in runs.items()}
 
 
 # -- the HTTP API ----------------------------------------------------------------------------------------------
 def start_app(catalog_dir: Path, port: int, mode: str) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "STYLISHI_EMBED_MODE": mode, "STYLISHI_NO_FALLBACK": "1"}
+           "STYLISHI_EMBED_MODE": mode, "STYLISHI_NO_FALLBACK": "1",
+           "STYLISHI_RATE_LIMIT": "0"}  # one address sends thousands of requests here
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--index", str(catalog_dir)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -275,8 +329,16 @@ def start_app(catalog_dir: Path, port: int, mode: str) -> tuple[subprocess.Popen
     return proc, ready
 
 
+_DEFAULTS: dict[str, list] = {}
+
+
 def http_call(base: str, api_name: str, data: list) -> list:
-    """POST /gradio_api/call/<api_name>, then read its event stream: the outputs, or RuntimeError on an error event."""
+    """POST /gradio_api/call/<api_name>, then read its event stream: the outputs, or RuntimeError on an error event.
+    Inputs left out are sent as the endpoint's declared defaults (raw HTTP must send every input)."""
+    if api_name not in _DEFAULTS:
+        info = json.loads(urllib.request.urlopen(f"{base}/gradio_api/info", timeout=30).read())
+        _DEFAULTS[api_name] = [p.get("parameter_default") for p in info["named_endpoints"][f"/{api_name}"]["parameters"]]
+    data = data + _DEFAULTS[api_name][len(data):]
     req = urllib.request.Request(f"{base}/gradio_api/call/{api_name}", data=json.dumps({"data": data}).encode(),
                                  headers={"Content-Type": "application/json"})
     event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
@@ -293,7 +355,16 @@ def http_call(base: str, api_name: str, data: list) -> list:
     raise RuntimeError("the event stream ended without a result")
 
 
-def http_search(base: str, picture: bytes) -> float:
+def _form(picture: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"q.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + picture + (
+            f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n10"
+            f"\r\n--{boundary}--\r\n").encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def gradio_search(base: str, picture: bytes) -> float:
     """One image search the way a browser does it: upload, call, read the event stream. Returns ms."""
     t = time.perf_counter()
     boundary = uuid.uuid4().hex
@@ -309,7 +380,21 @@ def http_search(base: str, picture: bytes) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def load_run(base: str, pictures: list[bytes], clients: int, seconds: float) -> dict:
+def rest_search(base: str, picture: bytes) -> float:
+    """One image search through POST /api/v1/search: one request. Returns ms."""
+    t = time.perf_counter()
+    body, kind = _form(picture)
+    req = urllib.request.Request(f"{base}/api/v1/search", data=body, headers={"Content-Type": kind})
+    results = json.loads(urllib.request.urlopen(req, timeout=60).read())
+    if not results or results[0]["rank"] != 1:
+        raise RuntimeError("an image search returned no results")
+    return (time.perf_counter() - t) * 1000
+
+
+ROUTES = {"Gradio API": gradio_search, "REST /api/v1/search": rest_search}
+
+
+def load_run(search, base: str, pictures: list[bytes], clients: int, seconds: float) -> dict:
     lat: list[float] = []
     errors: list[str] = []
     stop = time.perf_counter() + seconds
@@ -319,7 +404,7 @@ def load_run(base: str, pictures: list[bytes], clients: int, seconds: float) -> 
         i = w
         while time.perf_counter() < stop:
             try:
-                ms = http_search(base, pictures[i % len(pictures)])
+                ms = search(base, pictures[i % len(pictures)])
                 with lock:
                     lat.append(ms)
             except Exception as exc:  # noqa: BLE001 - counted and reported
@@ -337,56 +422,157 @@ def load_run(base: str, pictures: list[bytes], clients: int, seconds: float) -> 
     return {"n": len(lat), "qps": len(lat) / wall, "p50": pct(lat, 50), "p95": pct(lat, 95), "errors": errors}
 
 
-def bench_http(catalog_dir: Path, seconds: float, mode: str, port: int = 7931) -> None:
+def cpu_ms(pid: int) -> float:
+    """utime + stime of a process (all its threads), in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def bench_http(catalog_dir: Path, seconds: float, mode: str, modes: dict, clients_list=(1, 2, 4, 8),
+               port: int = 7931) -> dict:
     from stylishi.demo import demo_items
 
     pictures = [jpeg(webcam_frame(it.image, i)) for i, it in enumerate(demo_items(limit=64))]
     proc, ready = start_app(catalog_dir, port, mode)
     base = f"http://127.0.0.1:{port}"
+    load: dict[str, dict[int, dict]] = {}
     try:
-        for p in pictures[:5]:
-            http_search(base, p)
+        for search in ROUTES.values():
+            for p in pictures[:5]:
+                search(base, p)
         out()
-        out(f"## HTTP API (app.py with the {catalog_dir.name} index, embed mode {mode}; upload → call → event stream)")
+        out(f"## HTTP (app.py with the {catalog_dir.name} index, embed mode {mode}; Gradio API: upload → call → "
+            "event stream; REST: one multipart POST)")
         out()
         out(f"Cold start with cached artifacts (process start → HTTP 200, model + index loaded, warm-up query done): "
-            f"**{ready:.1f} s**")
+            f"**{ready:.1f} s**. The load generator runs on the same 2 cores as the server.")
         out()
-        out("| clients | seconds | requests | queries/s | p50 | p95 | errors |")
-        out("|---|---|---|---|---|---|---|")
-        for clients in (1, 8):
-            r = load_run(base, pictures, clients, seconds)
-            out(f"| {clients} | {seconds:.0f} | {r['n']} | {r['qps']:.1f} | {r['p50']:.1f} ms | {r['p95']:.1f} ms "
-                f"| {len(r['errors'])} |")
-            if r["errors"]:
-                out(f"first error: {r['errors'][0]}")
+        out("| route | clients | seconds | requests | queries/s | p50 | p95 | errors |")
+        out("|---|---|---|---|---|---|---|---|")
+        for route, search in ROUTES.items():
+            for clients in clients_list:
+                r = load_run(search, base, pictures, clients, seconds)
+                load.setdefault(route, {})[clients] = r
+                out(f"| {route} | {clients} | {seconds:.0f} | {r['n']} | {r['qps']:.1f} | {r['p50']:.1f} ms "
+                    f"| {r['p95']:.1f} ms | {len(r['errors'])} |")
+                if r["errors"]:
+                    out(f"first error: {r['errors'][0]}")
+        profile(proc.pid, base, pictures, modes[mode])
         from gradio_client import Client, handle_file
 
         client = Client(base + "/", verbose=False, analytics_enabled=False, download_files=False)
         qfile = Path(tempfile.mkdtemp()) / "q.jpg"
         qfile.write_bytes(pictures[0])
         lat = []
-        for _ in range(20):
+        for _ in range(10):
             t = time.perf_counter()
             client.predict(handle_file(str(qfile)), api_name="/search_image")
             lat.append((time.perf_counter() - t) * 1000)
         out()
-        out(f"gradio_client (download_files=False), 1 client, 20 calls: p50 {pct(lat, 50):.1f} ms, "
+        out(f"gradio_client (download_files=False), 1 client, 10 calls: p50 {pct(lat, 50):.1f} ms, "
             f"p95 {pct(lat, 95):.1f} ms (includes the client's ~50 ms queue polling)")
         cur, peak = rss_mb(proc.pid)
         out()
         out(f"App memory serving {catalog_dir.name}: RSS {cur:.0f} MB now, peak {peak:.0f} MB")
+        stats = json.loads(urllib.request.urlopen(base + "/stats", timeout=10).read())
+        out(f"/stats: embed_mode {stats['embed_mode']}, {stats['queries']} queries, {stats['errors']} errors, "
+            f"REST queue {stats.get('rest')}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    return load
+
+
+def profile(pid: int, base: str, pictures: list[bytes], stages: dict[str, list[float]], n: int = 40) -> None:
+    """Where one image request's time and CPU go: the service's own stage timers (in process, same mode), and the
+    server process's CPU per request over `n` sequential requests on each route (utime + stime from /proc)."""
+    out()
+    out(f"## Profile of one image request (sequential, {n} requests per route; server CPU from /proc/<pid>/stat)")
+    out()
+    med = {key: pct(values, 50) for key, values in stages.items()}
+    core = {}
+    walls = {}
+    for route, search in ROUTES.items():
+        before = cpu_ms(pid)
+        lat = [search(base, pictures[i % len(pictures)]) for i in range(n)]
+        core[route] = (cpu_ms(pid) - before) / n
+        walls[route] = pct(lat, 50)
+    service = med["core_ms"]
+    out("| stage | wall p50 (ms) | where measured |")
+    out("|---|---|---|")
+    out(f"| decode (JPEG → RGB, checks) | {med['decode']:.1f} | in process, `load_image` |")
+    out(f"| preprocess (resize, crop, normalise) | {med['preprocess'] - med['decode']:.1f} | service timer "
+        "(`preprocess` − decode) |")
+    out(f"| embed (image tower) | {med['embed']:.1f} | service timer |")
+    out(f"| search (FAISS) | {med['search']:.2f} | service timer |")
+    out(f"| format (results, calibration) | {med['format']:.2f} | service timer |")
+    out(f"| **service total** | **{med['total']:.1f}** | **{service:.0f} core-ms** (process CPU per query) |")
+    for route in ROUTES:
+        out(f"| {route}: round trip | {walls[route]:.1f} | client; server CPU **{core[route]:.0f} core-ms** per "
+            f"request, of which **{max(0.0, core[route] - service):.0f}** outside the search (HTTP, "
+            f"{'upload, queue, event stream, gallery, session' if 'Gradio' in route else 'form parsing, JSON'}) |")
+    out()
+    out(f"Ceiling on 2 cores from server CPU alone: Gradio API {2000 / core['Gradio API']:.0f} q/s, REST "
+        f"{2000 / core['REST /api/v1/search']:.0f} q/s (less what the load generator on the same cores takes).")
+
+
+def plot(path: Path, modes: dict, load: dict, builds: dict | None) -> None:
+    """Latency per embedding mode, build throughput, and throughput/latency per client count: one PNG."""
+    try:
+        import matplotlib
+    except ImportError:
+        out(f"(no plot: matplotlib is not installed; pip install -r requirements-dev.txt)")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if builds else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2))
+    ax = axes[0]
+    names = list(modes)
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [pct(modes[m]["total"], 50) for m in names], 0.4, label="p50")
+    ax.bar(x + 0.2, [pct(modes[m]["total"], 95) for m in names], 0.4, label="p95")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("ms per image query (in process)")
+    ax.set_title("Latency per embedding mode")
+    ax.legend()
+    ax = axes[1]
+    twin = ax.twinx()
+    for route, runs in load.items():
+        clients = sorted(runs)
+        line = ax.plot(clients, [runs[c]["qps"] for c in clients], marker="o", label=f"{route} q/s")[0]
+        twin.plot(clients, [runs[c]["p50"] for c in clients], marker="x", linestyle="--", color=line.get_color(),
+                  label=f"{route} p50")
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("queries/s (solid)")
+    twin.set_ylabel("p50 ms (dashed)")
+    ax.set_xticks([1, 2, 4, 8])
+    ax.set_title("HTTP throughput and latency")
+    ax.legend(loc="upper left", fontsize=8)
+    if builds:
+        ax = axes[2]
+        ax.bar(range(len(builds)), list(builds.values()), color=["#999999", "#d6336c"])
+        ax.set_xticks(range(len(builds)), [name.split(":")[0] for name in builds])
+        ax.set_ylabel("images/s end to end")
+        ax.set_title("Index build")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    out()
+    out(f"plot: {path.name}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run (~2 min)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, a smoke run (≤ 3 min)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"), help="where to write the table")
+    ap.add_argument("--plot", default=None,
+                    help="where to write the PNG plot (default: benchmarks.png beside BENCHMARKS.md for a full run, "
+                         "beside --out otherwise)")
     ap.add_argument("--skip-http", action="store_true", help="skip the HTTP API section")
     ap.add_argument("--index-only", action="store_true", help="only the index scaling section (50k, 200k, 1M)")
+    ap.add_argument("--tiny", action="store_true", help="a tiny random model: checks the script, measures nothing")
     args = ap.parse_args()
 
     from stylishi.config import set_threads
@@ -397,7 +583,8 @@ def main() -> None:
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    out(f"# StyliShi benchmark ({'quick' if args.quick else 'full'}) — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    small = args.quick or args.tiny
+    out(f"# StyliShi benchmark ({'quick' if small else 'full'}) — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     out()
     out(f"Machine: {cpu}, {os.cpu_count()} cores, {threads} threads; Python {platform.python_version()}, "
         f"torch {torch.__version__}, faiss {faiss.__version__}, load average {os.getloadavg()[0]:.2f} at start.")
@@ -409,23 +596,28 @@ def main() -> None:
             bench_index([50_000, 200_000, 1_000_000])
             return finish(args, t_all)
         os.environ["STYLISHI_CACHE"] = str(work / "cache")
-        model_dir = make_model(work)
-        n_catalog = 5_000 if args.quick else 50_000
+        model_dir = make_model(work, tiny=args.tiny)
+        n_catalog = 5_000 if small else 50_000
         catalog_dir = make_catalog(work, model_dir, n_catalog)
-        modes = bench_modes(model_dir, catalog_dir, 40 if args.quick else 200)
+        modes = bench_modes(model_dir, catalog_dir, 40 if small else 200)
         bench_fidelity(model_dir)
-        bench_build(model_dir, work, 64 if args.quick else 256)
+        builds = bench_build(model_dir, work, 256 if small else 1024)
+        load = {}
         if not args.skip_http:
             best = min(("fp32", "int8", "openvino"), key=lambda m: pct(modes[m]["total"], 50))
-            bench_http(catalog_dir, 5 if args.quick else 20, best)
-        bench_index([50_000] if args.quick else [50_000, 200_000, 1_000_000])
+            load = bench_http(catalog_dir, 3 if small else 10, best, modes)
+        # 200k and 1M items: --index-only (~7 min on its own; see BENCHMARKS.md)
+        bench_index([20_000] if small else [50_000])
+        plot(Path(args.plot) if args.plot else (ROOT / "benchmarks.png" if not small else Path(args.out).with_suffix(".png")),
+             modes, load, builds)
     finish(args, t_all)
 
 
 def finish(args, t_all: float) -> None:
     _, peak = rss_mb()
     out()
-    out(f"Benchmark process peak RSS {peak:.0f} MB; whole run {time.perf_counter() - t_all:.0f} s.")
+    out(f"Benchmark process peak RSS {peak:.0f} MB; whole run {time.perf_counter() - t_all:.0f} s; load average "
+        f"{os.getloadavg()[0]:.2f} at the end.")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(LINES) + "\n")
     print(f"\nwritten to {args.out}")

@@ -11,6 +11,8 @@ import shutil
 import threading
 import time
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,9 @@ class BuildReport:
     validation_passed: int
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the source said about itself, e.g. metadata mismatches
+    embed_mode: str = "fp32"  # the image path that made the catalog's vectors
+    gate: list = field(default_factory=list)  # build_gate.GateVerdict of each faster path judged (fast builds)
+    stages_s: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over threads
 
     @property
     def images_per_s(self) -> float:
@@ -76,6 +81,8 @@ class BuildReport:
             f"  build time   {self.seconds:.1f} s",
             f"  throughput   {self.images_per_s:.1f} images/s",
             f"  validation   {self.validation_passed}/{self.validated} sampled items found themselves at rank 1",
+            f"  embedding    {self.embed_mode}" + ("" if self.gate else " (the reference)"),
+            *(f"  build gate   {verdict}" for verdict in self.gate),
             *(f"  note         {note}" for note in self.notes),
         ])
 
@@ -282,8 +289,14 @@ def unlogged_queries() -> Iterator[None]:
 def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, limit: int | None = None,
           batch_size: int = 32, factory: str = "auto", source: dict[str, Any] | None = None,
           progress: bool = True, seed: int = 0, calibrate: bool = True,
-          milvus: dict[str, str] | None = None, ray: str | None = None) -> BuildReport:
+          milvus: dict[str, str] | None = None, ray: str | None = None, workers: int | None = None,
+          fast: bool = False) -> BuildReport:
     """Embed every readable record, write the artifact to `out`, then validate it by searching a sample.
+
+    workers: threads that decode, thumbnail and preprocess ahead of the embedding (default: one per core, at most
+    4; 0 = all in one thread, the old serial build).
+    fast: embed through the fastest image path that the build gate finds faithful to fp32 on the catalog's own first
+    pictures (stylishi.build_gate; `build_index.py`'s default), else fp32. Needs an fp32 embedder.
 
     milvus: {"uri", "collection"} also writes the vectors into that Milvus collection, which the app then searches.
     ray: decode and embed on a Ray cluster ("local" starts one here; else its address), see stylishi.ray_build.
@@ -293,22 +306,34 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
     """
     with quiet_frameworks():
         return _build(records, embedder, Path(out), limit=limit, batch_size=batch_size, factory=factory,
-                      source=source, progress=progress, seed=seed, calibrate=calibrate, milvus=milvus, ray=ray)
+                      source=source, progress=progress, seed=seed, calibrate=calibrate, milvus=milvus, ray=ray,
+                      workers=default_workers() if workers is None else workers, fast=fast)
+
+
+def default_workers() -> int:
+    """Threads preparing pictures for the embedder: one per core, at most 4 (the embedder uses the cores too)."""
+    import os
+
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: int | None, batch_size: int,
            factory: str, source: dict[str, Any] | None, progress: bool, seed: int, calibrate: bool,
-           milvus: dict[str, str] | None = None, ray: str | None = None) -> BuildReport:
+           milvus: dict[str, str] | None = None, ray: str | None = None, workers: int = 0,
+           fast: bool = False) -> BuildReport:
     t0 = time.perf_counter()
+    clock = _StageClock()
     if ray:
         from .ray_build import embed_on_ray
 
         embedded = embed_on_ray(records, embedder, address=ray, limit=limit, batch_size=batch_size,
                                 progress=progress, seed=seed)
     else:
-        embedded = _embed_here(records, embedder, limit=limit, batch_size=batch_size, progress=progress, seed=seed)
+        embedded = _embed_here(records, embedder, limit=limit, batch_size=batch_size, progress=progress, seed=seed,
+                               workers=workers, fast=fast, clock=clock)
+    clock.seconds["embedding pass (wall)"] = time.perf_counter() - t0
     return _finish_build(records, embedder, out, embedded, t0=t0, factory=factory, source=source, seed=seed,
-                         calibrate=calibrate, milvus=milvus)
+                         calibrate=calibrate, milvus=milvus, clock=clock)
 
 
 @dataclass
@@ -320,6 +345,8 @@ class Embedded:
     thumbs: list[bytes]
     skipped: dict[str, int]
     sample: list[tuple[str, Any]]  # (id, picture) to validate the finished index with
+    embed_mode: str = "fp32"  # the image path that made the vectors
+    gate: list = field(default_factory=list)  # build_gate.GateVerdict of each faster path judged
 
 
 def reservoir_sample(n_items: int, seed: int, size: int = 0) -> list[int]:
@@ -334,8 +361,70 @@ def reservoir_sample(n_items: int, seed: int, size: int = 0) -> list[int]:
     return sample
 
 
+@dataclass
+class _Prepared:
+    """One record made ready off the main thread: decoded, its thumbnail encoded, its pixels preprocessed."""
+
+    image: Any
+    thumb: bytes
+    pixels: Any  # torch tensor [1, 3, h, w]
+
+
+class _StageClock:
+    """Seconds spent per build stage, summed over the threads that ran it (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+
+
+def _prepare(record: Record, embedder: Embedder, clock: _StageClock) -> _Prepared | ImageError:
+    with clock.stage("decode"):
+        try:
+            img = load_image(record.image)
+        except ImageError as exc:
+            return exc
+    with clock.stage("thumbnails"):
+        thumb = thumbnail_jpeg(img)
+    with clock.stage("preprocess"):
+        pixels = embedder.preprocess([img])
+    return _Prepared(img, thumb, pixels)
+
+
+class _Inline:
+    """The executor of a build without workers: each record prepared when it is asked for (the old, serial build)."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
 def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | None, batch_size: int,
-                progress: bool, seed: int) -> Embedded:
+                progress: bool, seed: int, workers: int = 0, fast: bool = False,
+                clock: _StageClock | None = None) -> Embedded:
+    """Decode, thumbnail and preprocess on `workers` threads (0: in this thread), `2 * batch_size` records ahead,
+    while this thread embeds batches in record order. fast: the first SAMPLE pictures are embedded in fp32 and on
+    each faster path; the first path the build gate (stylishi.build_gate) finds faithful embeds the catalog."""
+    import torch
+
+    from . import build_gate
+
+    clock = clock or _StageClock()
     vectors: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     thumbs: list[bytes] = []
@@ -345,54 +434,125 @@ def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | N
     rng = random.Random(seed)
     known = [n for n in (limit, len(records) if isinstance(records, Sized) else None) if n is not None]
     bar = tqdm(total=min(known, default=None), unit="img", desc="embedding", disable=not progress, dynamic_ncols=True)
-    batch: list[tuple[Record, Any]] = []
+    batch: list[tuple[Record, _Prepared]] = []
+    held: list[tuple[Record, _Prepared]] = []  # the gate's sample, until it is judged
+    gate = {"pending": fast, "verdicts": [], "mode": embedder.mode}
+
+    def embed(prepared: list[_Prepared]) -> np.ndarray:
+        with clock.stage("embed"):
+            return embedder.embed_pixels(torch.cat([p.pixels for p in prepared]))
+
+    def keep(chunk: list[tuple[Record, _Prepared]], chunk_vectors: np.ndarray) -> None:
+        vectors.append(chunk_vectors)
+        for rec, prep in chunk:
+            rows.append({"id": rec.id, **rec.metadata})
+            thumbs.append(prep.thumb)
+            # Reservoir sample of items to validate the finished index with.
+            n = len(rows)
+            if len(sample) < VALIDATION_SAMPLE:
+                sample.append((rec.id, prep.image))
+            elif (j := rng.randrange(n)) < VALIDATION_SAMPLE:
+                sample[j] = (rec.id, prep.image)
+            prep.image = prep.pixels = None
+        bar.update(len(chunk))
+
+    def judge_held() -> None:
+        """fp32 vectors of the held sample, then each faster path's; the first faithful one stays on."""
+        gate["pending"] = False
+        chunks = [held[i:i + batch_size] for i in range(0, len(held), batch_size)]
+        with clock.stage("gate (fp32 reference)"):
+            reference = [embedder.embed_pixels(torch.cat([p.pixels for _, p in c])) for c in chunks]
+        chosen = reference
+        if len(held) >= build_gate.MIN_SAMPLE:
+            for mode in _fast_paths(embedder):
+                with clock.stage("fast path set-up"):
+                    try:
+                        back = embedder.use_image_path(mode)
+                    except StyliShiError as exc:
+                        log.info("build: %s path unavailable (%s)", mode, exc)
+                        continue
+                candidate = [embed([p for _, p in c]) for c in chunks]
+                verdict = build_gate.judge(mode, np.concatenate(reference), np.concatenate(candidate))
+                gate["verdicts"].append(verdict)
+                log.info("build gate: %s", verdict)
+                if verdict.faithful:
+                    chosen = candidate
+                    break
+                back()
+        gate["mode"] = embedder.mode
+        for c, v in zip(chunks, chosen):
+            keep(c, v)
+        held.clear()
 
     def flush() -> None:
         if not batch:
             return
-        vectors.append(embedder.embed_images([img for _, img in batch]))
-        for rec, img in batch:
-            rows.append({"id": rec.id, **rec.metadata})
-            thumbs.append(thumbnail_jpeg(img))
-            # Reservoir sample of items to validate the finished index with.
-            n = len(rows)
-            if len(sample) < VALIDATION_SAMPLE:
-                sample.append((rec.id, img))
-            elif (j := rng.randrange(n)) < VALIDATION_SAMPLE:
-                sample[j] = (rec.id, img)
-        bar.update(len(batch))
+        if gate["pending"]:
+            held.extend(batch)
+            batch.clear()
+            if len(held) >= build_gate.SAMPLE:
+                judge_held()
+            return
+        keep(list(batch), embed([p for _, p in batch]))
         batch.clear()
 
-    for rec in records:
-        if limit is not None and len(rows) + len(batch) >= limit:
-            break
-        if rec.id in seen:
-            skipped["duplicate id"] = skipped.get("duplicate id", 0) + 1
-            log.warning("skipped %s: its id %r is already taken by an earlier item", rec.origin or rec.id, rec.id)
-            bar.update(1)
-            continue
-        try:
-            img = load_image(rec.image)
-        except ImageError as exc:
-            skipped["unreadable image"] = skipped.get("unreadable image", 0) + 1
-            log.warning("skipped %s: %s", rec.origin or rec.id, exc.reason)
-            bar.update(1)  # the bar counts what was read, so it ends full
-            continue
-        seen.add(rec.id)
-        batch.append((rec, img))
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    bar.close()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="stylishi-build") if workers > 0 else _Inline()
+    pending: deque = deque()
+    source = iter(records)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < (2 * batch_size if workers > 0 else 1):
+                accepted = len(rows) + len(held) + len(batch)
+                if limit is not None and accepted + len(pending) >= limit:
+                    break
+                try:
+                    rec = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append((rec, pool.submit(_prepare, rec, embedder, clock)))
+            if not pending:
+                break
+            rec, future = pending.popleft()
+            result = future.result()
+            if limit is not None and len(rows) + len(held) + len(batch) >= limit:
+                break
+            if rec.id in seen:
+                skipped["duplicate id"] = skipped.get("duplicate id", 0) + 1
+                log.warning("skipped %s: its id %r is already taken by an earlier item", rec.origin or rec.id, rec.id)
+                bar.update(1)
+                continue
+            if isinstance(result, ImageError):
+                skipped["unreadable image"] = skipped.get("unreadable image", 0) + 1
+                log.warning("skipped %s: %s", rec.origin or rec.id, result.reason)
+                bar.update(1)  # the bar counts what was read, so it ends full
+                continue
+            seen.add(rec.id)
+            batch.append((rec, result))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        if gate["pending"] or held:
+            judge_held()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     if not rows:
         raise StyliShiError("No readable images were found, so there is nothing to index. "
                             f"Skipped: {skipped or 'nothing (the source was empty)'}.")
-    return Embedded(vectors=np.concatenate(vectors), rows=rows, thumbs=thumbs, skipped=skipped, sample=sample)
+    return Embedded(vectors=np.concatenate(vectors), rows=rows, thumbs=thumbs, skipped=skipped, sample=sample,
+                    embed_mode=gate["mode"], gate=gate["verdicts"])
+
+
+def _fast_paths(embedder: Embedder) -> tuple[str, ...]:
+    """The faster image paths a build tries, fastest first (on a GPU fp32 is fast enough: none)."""
+    return ("openvino", "bf16") if embedder.device == "cpu" else ()
 
 
 def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *, t0: float, factory: str,
                   source: dict[str, Any] | None, seed: int, calibrate: bool,
-                  milvus: dict[str, str] | None) -> BuildReport:
+                  milvus: dict[str, str] | None, clock: _StageClock | None = None) -> BuildReport:
     """Write the artifact (and the Milvus collection), calibrate, validate, report."""
     rows, thumbs, skipped, sample = embedded.rows, embedded.thumbs, embedded.skipped, embedded.sample
     items = pd.DataFrame(rows)
@@ -402,18 +562,23 @@ def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *,
     if out.exists():
         for name in (*catalog_mod.DATA_FILES, catalog_mod.MANIFEST):
             (out / name).unlink(missing_ok=True)
+    clock = clock or _StageClock()
     model_ref = _model_ref(embedder, out)
-    catalog_mod.write(out, vectors=embedded.vectors, items=items, thumbnails=thumbs, factory=factory,
-                      model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode,
-                             "family": embedder.family.name},
-                      source=source or {}, milvus=milvus)
+    gate = [v.as_dict() for v in embedded.gate]
+    with clock.stage("index (vectors, items, thumbnails written; FAISS built and tuned)"):
+        catalog_mod.write(out, vectors=embedded.vectors, items=items, thumbnails=thumbs, factory=factory,
+                          model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode,
+                                 "family": embedder.family.name},
+                          source=source or {}, milvus=milvus,
+                          extra={"build": {"embed_mode": embedder.mode, "gate": gate}} if gate else None)
     if calibrate:
         from .calibration import calibrate_index
 
-        with unlogged_queries():  # its searches are a build step, not visitors' queries
+        with unlogged_queries(), clock.stage("calibration"):  # its searches are a build step, not visitors' queries
             calibrate_index(out, embedder, seed=seed)
-    seconds = time.perf_counter() - t0
-    passed, failures = validate(out, embedder, sample)
+    with clock.stage("validation"):
+        passed, failures = validate(out, embedder, sample)
+    seconds = time.perf_counter() - t0  # end to end: read, decode, embed, thumbnails, index, calibration, validation
     manifest = catalog_mod.read_manifest(out)
     size = sum(e["bytes"] for e in manifest["files"].values()) + (out / catalog_mod.MANIFEST).stat().st_size
     index_type = f"{manifest['index']['type']} ({manifest['index']['factory']})"
@@ -423,7 +588,8 @@ def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *,
     return BuildReport(out=out, items=len(rows), skipped=skipped, dim=int(manifest["embedding"]["dim"]),
                        index_type=index_type,
                        bytes_on_disk=size, seconds=seconds, validated=len(sample), validation_passed=passed,
-                       failures=failures, notes=list(getattr(records, "notes", [])))
+                       failures=failures, notes=list(getattr(records, "notes", [])), embed_mode=embedder.mode,
+                       gate=list(embedded.gate), stages_s={k: round(v, 3) for k, v in clock.seconds.items()})
 
 
 def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, split: str = "train",
@@ -431,7 +597,7 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
                        batch_size: int = 32, factory: str = "auto", progress: bool = True,
                        on_record: Callable[[int], None] | None = None,
                        source: dict[str, Any] | None = None, milvus: dict[str, str] | None = None,
-                       ray: str | None = None) -> BuildReport:
+                       ray: str | None = None, fast: bool = False) -> BuildReport:
     """An index of a Hub dataset's first `limit` items, read at `revision` (a commit sha keeps it reproducible).
 
     What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
@@ -443,7 +609,7 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
     facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
              "limit": limit, **(source or {})}
     return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
-                 progress=progress, milvus=milvus, ray=ray)
+                 progress=progress, milvus=milvus, ray=ray, fast=fast)
 
 
 def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:

@@ -24,8 +24,9 @@ import datetime as dt
 import json
 import logging
 import math
-import random
 import os
+import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -149,8 +150,13 @@ def labelled_scores(service: "SearchService", *, photo_queries: int = PHOTO_QUER
         candidates = np.array([r for r in range(len(service.catalog)) if types[r] and jpegs[r].is_valid], dtype=int)
         rows = rng.permutation(candidates)[:photo_queries]
     rows = [int(r) for r in rows]
-    shots = [camera_shot(load_image(jpegs[r].as_py()), random.Random(f"stylishi-calibration-{seed}-{r}"))
-             for r in rows]
+
+    def shot(r: int):
+        return camera_shot(load_image(jpegs[r].as_py()), random.Random(f"stylishi-calibration-{seed}-{r}"))
+
+    # Each shot has its own seeded generator, so threads (PIL and numpy release the GIL) give the same pictures.
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        shots = list(pool.map(shot, rows))
     vectors = np.concatenate([service.embedder.embed_images(shots[i:i + 32]) for i in range(0, len(shots), 32)]
                              ) if shots else np.zeros((0, service.catalog.dim), np.float32)
     scores, labels = [], []

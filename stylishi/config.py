@@ -82,6 +82,25 @@ def _env_float(name: str, default: float) -> float:
     return _number(f"{name}={value}", value, default) if value else default
 
 
+def _cosine(label: str, value: Any, default: float) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = float("nan")
+    if not 0 < number <= 1:
+        raise SettingError(f"{label} is not a usable cosine: give a number above 0 and at most 1 (default {default:g}; "
+                           "1 folds only identical vectors).")
+    return number
+
+
+def dedup_threshold() -> float:
+    """STYLISHI_DEDUP_THRESHOLD: the cosine at or above which two results are folded into one (stylishi.dedup)."""
+    from .dedup import DEFAULT_THRESHOLD
+
+    value = _raw("STYLISHI_DEDUP_THRESHOLD")
+    return _cosine(f"STYLISHI_DEDUP_THRESHOLD={value}", value, DEFAULT_THRESHOLD) if value else DEFAULT_THRESHOLD
+
+
 def _env_bool(name: str, default: bool = False) -> bool:
     value = _raw(name)
     return _flag(f"{name}={value}", value) if value else default
@@ -165,6 +184,8 @@ class Settings:
     # Seconds the one reachability probe of the Hub may take before the cache is used instead.
     hub_timeout: float = field(default_factory=lambda: _env_float("STYLISHI_HUB_TIMEOUT", 5.0))
     mcp: bool = field(default_factory=lambda: _env_bool("STYLISHI_MCP"))
+    # Results whose vectors are at least this close (cosine) are folded into one card (stylishi.dedup).
+    dedup_threshold: float = field(default_factory=dedup_threshold)
     cache: Path = field(default_factory=cache_dir)
 
     @classmethod

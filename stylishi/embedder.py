@@ -206,6 +206,28 @@ class Embedder:
         log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f)", candidate, verdict.cosine)
         return True
 
+    def use_image_path(self, mode: str):
+        """Embed pictures through a faster path ("openvino" or "bf16") while the fp32 torch towers stay loaded, for a
+        build whose own gate (stylishi.build_gate) judges it; returns how to switch back to fp32. Raises ModelError
+        when the path cannot run here (no OpenVINO, not a CPU for openvino)."""
+        if self.mode != "fp32" or self._fast_image_tower is not None:
+            raise ModelError(f"use_image_path needs an fp32 embedder; this one is in {self.mode} mode.")
+        if mode == "openvino":
+            if self.device != "cpu" or not _openvino_available():
+                raise ModelError("The OpenVINO image path runs on the CPU with the openvino package installed.")
+            undo_tower = self._install_image_tower("openvino")
+        elif mode == "bf16":
+            undo_tower = None
+        else:
+            raise ModelError(f"Unknown image path {mode!r} for a build: openvino or bf16.")
+        self.mode = mode
+
+        def back() -> None:
+            if undo_tower is not None:
+                undo_tower()
+            self.mode = "fp32"
+        return back
+
     def _install_image_tower(self, candidate: str):
         """Install a faster image tower; returns how to undo it."""
         if candidate == "int8":

@@ -31,10 +31,16 @@ def match_text(match: float, score: float, calibrated: bool = True) -> str:
     return "100% match" if match >= 100 else f"{match:.0f}% match"
 
 
+def folded_text(r) -> str:
+    """" · +2 similar" when near-duplicates were folded into this result (stylishi.dedup), else ""."""
+    n = int(getattr(r, "folded", 0) or 0)
+    return f" · +{n} similar" if n else ""
+
+
 def caption(r, calibrated: bool = True) -> str:
-    """A result card's text: "#rank · NN% match" / name / "article type · colour"."""
+    """A result card's text: "#rank · NN% match[ · +N similar]" / name / "article type · colour"."""
     detail = " · ".join(v for v in (kind_of(r), colour_of(r)) if v)
-    return (f"#{r.rank} · {match_text(r.match, r.score, calibrated)}\n{r.name}"
+    return (f"#{r.rank} · {match_text(r.match, r.score, calibrated)}{folded_text(r)}\n{r.name}"
             + (f"\n{detail}" if detail else ""))
 
 
@@ -53,7 +59,8 @@ def results_json(response, url_of: Callable[[str], str]) -> list[dict[str, Any]]
     return [{"rank": r.rank, "id": r.id, "score": r.score, "match": r.match, "name": r.name,
              "category": r.category, "article_type": str(getattr(r, "article_type", "") or
                                                          (r.metadata or {}).get("article_type") or ""),
-             "colour": colour_of(r), "thumbnail": url_of(r.thumbnail)} for r in response.results]
+             "colour": colour_of(r), "thumbnail": url_of(r.thumbnail), "folded": int(getattr(r, "folded", 0) or 0)}
+            for r in response.results]
 
 
 def shown(response) -> list[dict[str, Any]]:
@@ -77,19 +84,62 @@ def filters_text(filters: dict | None) -> str:
     return html.escape(", ".join(parts))
 
 
+EFFECTS = {"filter": "= {value} (filter)", "exclude": "≠ {value} (excluded)", "boost": "= {value} (first)",
+           "demote": "≠ {value} (last)", "keep": "= {value} (kept from the photo)"}
+
+
+def reading_text(reading) -> str:
+    """How "like this, but …" words were read (a stylishi.modifiers.Reading), e.g.
+    "colour = Blue (filter) · rest: 'with a collar' at weight 0.3"; "" for no reading."""
+    if reading is None:
+        return ""
+    parts = [f"{FILTER_LABELS.get(t.column, t.column.replace('_', ' ')).lower()} "
+             + EFFECTS.get(t.effect, "{value}").format(value=t.value) for t in reading.terms]
+    if reading.rest:
+        parts.append(f"rest: '{reading.rest}' at weight {reading.weight:g}")
+    if reading.away:
+        parts.append(f"away from: '{reading.away}' at weight {reading.weight:g}")
+    return html.escape(" · ".join(parts) if parts else "the words named nothing to change", quote=False)
+
+
+def box_text(box) -> str:
+    """The searched region of the photo, in percent of its width and height ("" for the whole photo)."""
+    if not box:
+        return ""
+    x0, y0, x1, y1 = (round(v * 100) for v in box)
+    return f"region {x0}–{x1} % across, {y0}–{y1} % down"
+
+
 def status(response, filters: dict | None, what: str | None = None) -> str:
     t = response.timings_ms
-    kinds = {"image": "photo", "text": "text", "item": "“more like this”", "vector": "photo"}
+    kinds = {"image": "photo", "text": "text", "item": "“more like this”", "vector": "photo", "refine": "refined"}
     what = what or kinds.get(response.query, response.query)
     n = len(response.results)
     if n == 0:
-        return (f"No product matches these filters ({filters_text(filters)}) among the {response.catalog_size:,} "
+        words = reading_text(getattr(response, "reading", None))
+        if words and not filters:
+            return (f"No product matches these words ({words}) among the {response.catalog_size:,} in the "
+                    "catalog. Change the words to see more.")
+        return (f"No product matches these filters ({filters_text(filters)}"
+                + (f"; words read as: {words}" if words else "") + f") among the {response.catalog_size:,} "
                 "in the catalog. Remove a filter to see more.")
     filtered = f" · filtered by {filters_text(filters)}" if filters else ""
+    region = box_text(getattr(response, "box", None))
+    words = reading_text(getattr(response, "reading", None))
+    filtered += (f" · {region}" if region else "") + (f" · words read as: {words}" if words else "")
+    folded = getattr(response, "folded", 0)
+    filtered += f" · {folded} near-duplicate{'s' if folded != 1 else ''} folded" if folded else ""
     ms = "\u00a0ms"  # a no-break space keeps "12 ms" on one line
     return (f"**{n}** results for the {what} search among **{response.catalog_size:,}** products{filtered} · "
             f"preprocess {t.get('preprocess', 0):.0f}{ms} · embed {t.get('embed', 0):.0f}{ms} · "
             f"search {t.get('search', 0):.1f}{ms} · total **{t.get('total', 0):.0f}{ms}**")
+
+
+def feedback_line(liked: list, disliked: list) -> str:
+    """The page's count of the shopper's 👍 / 👎, e.g. "👍 3 liked · 👎 1 disliked" ("" when there is none)."""
+    if not liked and not disliked:
+        return ""
+    return f"👍 {len(liked)} liked · 👎 {len(disliked)} disliked"
 
 
 def stats_markdown(stats: dict[str, Any]) -> str:

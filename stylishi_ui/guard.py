@@ -4,7 +4,8 @@
 - an unknown `/gradio_api/call/<name>` answers 404 (Gradio answers 500);
 - a per-client rate limit on requests that do work (POST): 429 with a sentence and Retry-After;
 - bodies over their limit refused with 413 before anything parses them (the upload route: the file limit plus the
-  form's overhead; every other route: the base64 of a picture at the file limit, plus the JSON around it);
+  form's overhead, and the same for the REST form at /api/v1/search, read here in full and replayed; every other
+  route: the base64 of a picture at the file limit, plus the JSON around it);
 - one file per upload request (Gradio would take 1,000);
 - `/gradio_api/file=<one of the app's /media URLs>` (how gradio_client downloads a gallery picture) is answered
   from that /media route;
@@ -96,7 +97,7 @@ class RateLimit:
 
 class RequestGuard:
     def __init__(self, app, *, max_bytes: int, api_names: Iterable[str], gate: FileGate, rate: RateLimit,
-                 upload_path: str = "/gradio_api/upload"):
+                 upload_path: str = "/gradio_api/upload", form_paths: Iterable[str] = ()):
         self.app = app
         self.max_bytes = int(max_bytes)
         self.upload_limit = self.max_bytes + FORM_OVERHEAD
@@ -105,6 +106,7 @@ class RequestGuard:
         self.gate = gate
         self.rate = rate
         self.upload_path = upload_path
+        self.form_paths = tuple(form_paths)  # routes taking one picture as a raw form part (stylishi_ui.rest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,7 +134,8 @@ class RequestGuard:
                           [(b"retry-after", str(seconds).encode())])
             return
         upload = path.endswith(self.upload_path)
-        limit = self.upload_limit if upload else self.body_limit
+        form = bool(self.form_paths) and path.rstrip("/").endswith(self.form_paths)
+        limit = self.upload_limit if upload or form else self.body_limit
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _answer(send, 413, TOO_LARGE.format(mb=round(self.max_bytes / 1e6)))

@@ -61,14 +61,17 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
     from .api import API_NAMES
     from .guard import RateLimit, RequestGuard
     from .media import stats_route
-    from .page import CSS
+    from .page import CSS, JS, SEARCH_CONCURRENCY
+    from .rest import PATH as REST_PATH, SearchAPI
 
     limits = service.limits
     guard = Middleware(RequestGuard, max_bytes=limits.max_bytes, api_names=API_NAMES, gate=demo.file_gate,
                        rate=RateLimit(limits.requests_per_minute if requests_per_minute is None
-                                                 else requests_per_minute))
+                                                 else requests_per_minute), form_paths=[REST_PATH])
+    rest = demo.rest_api = SearchAPI(service, demo.media, running=SEARCH_CONCURRENCY)
     return dict(
-        app_kwargs={"routes": [*demo.media.routes(), stats_route(lambda: service_stats(service))],
+        app_kwargs={"routes": [*demo.media.routes(), rest.route(),
+                               stats_route(lambda: {**service_stats(service), "rest": rest.admission.snapshot()})],
                     "middleware": [guard]},
         max_file_size=limits.max_bytes,
         state_session_capacity=SESSION_CAPACITY,
@@ -80,6 +83,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
         mcp_server=mcp,
         theme=gr.themes.Default(primary_hue="rose", secondary_hue="slate", neutral_hue="slate"),
         css=CSS,
+        js=JS,
     )
 
 

@@ -72,23 +72,28 @@ def test_startup_logs_one_clear_line(app_server, demo_index):
         assert "MCP on" in line
         schema = httpx.get(app_server["url"] + "/gradio_api/mcp/schema", timeout=10).json()
         names = json.dumps(schema)
-        for tool in ("search_image", "search_text", "more_like_this"):
+        for tool in ("search_image", "search_text", "more_like_this", "refine"):
             assert tool in names
 
 
 # -- the endpoints --------------------------------------------------------------------------------------------------
-def test_api_lists_exactly_the_three_documented_endpoints(client):
+def test_api_lists_exactly_the_documented_endpoints(client):
     info = client.view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
-    assert set(named) == {"/search_image", "/search_text", "/more_like_this"}, set(named)
+    assert set(named) == {"/search_image", "/search_text", "/more_like_this", "/refine"}, set(named)
     assert not info.get("unnamed_endpoints")
-    first = {"/search_image": "image", "/search_text": "text", "/more_like_this": "item_id"}
+    first = {"/search_image": ["image"], "/search_text": ["text"], "/more_like_this": ["item_id"],
+             "/refine": ["positive_ids", "negative_ids"]}
+    more = {"/search_image": ["box", "text", "text_weight"]}  # the region and "like this, but …", before dedup
     for name, endpoint in named.items():
         params = endpoint["parameters"]
-        assert [p["parameter_name"] for p in params] == [first[name], "k", "filters"]
+        assert [p["parameter_name"] for p in params] == first[name] + ["k", "filters", *more.get(name, []), "dedup"]
+        assert all(p["parameter_has_default"] for p in params[len(first[name]):])
         assert not params[0]["parameter_has_default"]  # the query is required ...
-        assert params[1]["parameter_has_default"] and params[1]["parameter_default"] == 10  # ... the rest optional
-        assert params[2]["parameter_has_default"]
+        rest = params[len(first[name]):]
+        assert rest[0]["parameter_has_default"] and rest[0]["parameter_default"] == 10  # ... the rest optional
+        assert rest[1]["parameter_has_default"]
+        assert params[-1]["parameter_default"] is True  # dedup: on by default
         assert len(endpoint["returns"]) == 2  # the gallery and the JSON list
 
 
@@ -100,7 +105,9 @@ def test_image_search_finds_the_catalog_picture_first(downloading_client, demo_i
     top = results[0]
     assert top["id"] == ITEM and top["rank"] == 1
     assert top["score"] == pytest.approx(1.0, abs=1e-4)
-    assert set(top) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour", "thumbnail"}
+    assert set(top) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour", "thumbnail",
+                        "folded"}
+    assert top["folded"] == 0  # the demo has no near-duplicates
     assert top["thumbnail"].rsplit("/", 1)[-1] == f"{ITEM}.jpg"
     assert top["name"] == "Pink polka dot t-shirt"
     assert (top["category"], top["article_type"], top["colour"]) == ("Apparel", "Tshirts", "Pink")

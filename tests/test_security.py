@@ -353,7 +353,7 @@ def test_config_and_results_name_no_server_folder(http, server, sandbox):
             assert folder not in text, folder
     assert all(r["thumbnail"].startswith(server.url + "/media/thumbs/") for r in results + results2)
     assert set(results[0]) == {"rank", "id", "score", "match", "name", "category", "article_type", "colour",
-                               "thumbnail"}
+                               "thumbnail", "folded"}
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:

@@ -1,0 +1,87 @@
+"""👍 / 👎 and "Start over" on the page, in Debian's Chromium driven by Playwright (issue 11, part 4), against the app
+served in this process with the offline demo index."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 30_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason=f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def app_url(service):
+    from stylishi_ui.page import build_app
+    from stylishi_ui.server import launch_options
+
+    demo = build_app(service)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                **launch_options(demo, service, requests_per_minute=0))
+    yield demo.local_url.rstrip("/")
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=QUIET)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        yield page
+        browser.close()
+
+
+def captions(page) -> list[str]:
+    return page.locator("#results .caption-label").all_inner_texts()
+
+
+def wait_for_status(page, contains: str, previous: str):
+    page.locator("#timings").filter(has_not_text=previous).filter(has_text=contains).wait_for()
+
+
+def test_thumbs_refine_the_results_and_start_over_brings_them_back(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Describe").click()
+    page.locator("#text-query textarea, #text-query input").first.fill("blue dress")
+    page.locator("#text-search").click()
+    page.locator("#timings").filter(has_text="results for the text search").wait_for()
+    first = captions(page)
+    assert len(first) == 10 and not page.locator("#feedback-row").is_visible()
+
+    # 👍 on the second card: the results change at once, the liked card is not among them, the line counts it.
+    liked_name = first[1].split("\n")[1]
+    page.locator("#results .thumbnail-item").nth(1).click()
+    page.locator("#selected").filter(has_text=liked_name).wait_for()
+    before = page.locator("#timings").inner_text()
+    page.locator("#like").click()
+    wait_for_status(page, "results for the refined search", before)
+    page.locator("#feedback").filter(has_text="1 liked · 👎 0 disliked").wait_for()
+    refined = captions(page)
+    assert len(refined) == 10 and refined != first
+
+    # 👎 on the first card of the refined results: counted too, and the results change again.
+    page.locator("#results .thumbnail-item").first.click()
+    page.locator("#dislike").click()
+    page.locator("#feedback").filter(has_text="1 liked · 👎 1 disliked").wait_for()
+    assert captions(page) != refined
+
+    # Start over: the first results again, the feedback gone.
+    before = page.locator("#timings").inner_text()
+    page.locator("#start-over").click()
+    wait_for_status(page, "results for the text search", before)
+    page.locator("#feedback-row").wait_for(state="hidden")
+    assert captions(page) == first
