@@ -47,7 +47,7 @@ def colours(results) -> list[str]:
 def test_the_endpoint_documents_box_text_and_weight(client):
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search_image"]
     params = {p["parameter_name"]: p for p in endpoint["parameters"]}
-    assert [*params] == ["image", "k", "filters", "box", "text", "text_weight"]
+    assert [*params] == ["image", "k", "filters", "box", "text", "text_weight", "dedup"]
     assert params["box"]["parameter_default"] is None and params["text_weight"]["parameter_default"] == 0.3
 
 
