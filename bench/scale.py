@@ -22,13 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import faiss
 
-import faiss  # noqa: E402
-
-from stylishi import index as faiss_index  # noqa: E402
-from stylishi import milvus_store  # noqa: E402
-from stylishi.store import FaissStore, Selection  # noqa: E402
+from stylishi import index as faiss_index
+from stylishi import milvus_store
+from stylishi.store import FaissStore, Selection
 
 COLOURS = ["Red", "Blue", "Black", "White", "Green", "Grey", "Navy", "Pink"]
 

@@ -11,15 +11,11 @@ The file name says what it shows (the semantic tests check that each finds its o
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
 
-from stylishi.camera import camera_shot  # noqa: E402
-from stylishi.demo import SEEDS, garment_picture  # noqa: E402
+from stylishi.camera import camera_shot
+from stylishi.demo import SEEDS, garment_picture
 
 OUT = Path(__file__).resolve().parent / "examples"
 # file name → (article type, colour, pattern); seeds SEEDS["heldout"] + 900_000 + n

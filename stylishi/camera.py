@@ -6,8 +6,9 @@ Every random choice comes from the `rng` it is given, so a seed gives the same s
 
 The recipe (the evaluation protocol of the project): a random crop keeping 70-95 % of each side, a rotation of up
 to ±10°, a perspective tilt, the garment lifted off its plain product-shot background and placed on a cluttered
-background so that it fills 40-80 % of the frame's height, colour jitter (brightness, contrast, saturation, white
-balance), a little blur and sensor noise, and JPEG at quality ≈ 60.
+background (a room: muted walls and furniture, a few small bright things) so that it fills 40-80 % of the frame's
+height, colour jitter (brightness, contrast, saturation, white balance), a little blur and sensor noise, and JPEG at
+quality ≈ 60.
 """
 from __future__ import annotations
 
@@ -69,17 +70,20 @@ def camera_shot(picture: Image.Image, rng: random.Random | int, size: tuple[int,
 
 
 def clutter(size: tuple[int, int], rng: random.Random) -> Image.Image:
-    """A busy room-like background: a tinted gradient with furniture-like blocks, lines and blobs."""
+    """A busy room-like background: a tinted wall gradient with furniture-like blocks, lines and blobs in a room's
+    muted colours, and a few small brightly coloured things (a book, a mug, a poster) here and there."""
     w, h = size
-    base = np.array([rng.randint(40, 220) for _ in range(3)], np.float32)
-    tilt = np.array([rng.uniform(-60, 60) for _ in range(3)], np.float32)
+    base = np.array(_room_colour(rng), np.float32)
+    tilt = np.array([rng.uniform(-40, 40) for _ in range(3)], np.float32)
     ramp = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, None, None] * tilt
     img = Image.fromarray(np.clip(base + ramp + np.zeros((h, w, 3), np.float32), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for _ in range(rng.randint(8, 18)):
-        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        bright = rng.random() < 0.2
+        colour = tuple(rng.randint(0, 255) for _ in range(3)) if bright else _room_colour(rng)
+        scale = 3 if bright else 1  # bright things are small
         x, y = rng.randint(-w // 4, w), rng.randint(-h // 4, h)
-        bw, bh = rng.randint(w // 12, w // 2), rng.randint(h // 12, h // 2)
+        bw, bh = rng.randint(w // 12, w // 2) // scale, rng.randint(h // 12, h // 2) // scale
         kind = rng.random()
         if kind < 0.45:
             draw.rectangle([x, y, x + bw, y + bh], fill=colour)
@@ -88,6 +92,14 @@ def clutter(size: tuple[int, int], rng: random.Random) -> Image.Image:
         else:
             draw.line([x, y, x + bw, y + rng.randint(-bh, bh)], fill=colour, width=rng.randint(2, 8))
     return img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5)))  # the room is out of focus
+
+
+def _room_colour(rng: random.Random) -> tuple[int, int, int]:
+    """A wall's, a floor's or a piece of furniture's colour: any hue, little saturation, any brightness."""
+    value, sat = rng.uniform(0.25, 0.9), rng.uniform(0.0, 0.3)
+    tint = np.array([rng.random() for _ in range(3)])
+    rgb = value * (1 - sat + sat * tint / max(tint.max(), 1e-6))
+    return tuple(int(round(c * 255)) for c in rgb)
 
 
 def _foreground_mask(picture: Image.Image) -> Image.Image:

@@ -42,6 +42,12 @@ class SearchResponse:
     # True: each `match` is the calibrated chance (x100) that the result has the query's article type (the index
     # carries a calibration, stylishi.calibration); False: an older index, `match` is the raw cosine x100.
     calibrated: bool = False
+    # How "like this, but …" words were read (stylishi.modifiers.Reading); None without words.
+    reading: Any = None
+    # The region of the query picture searched, [x0, y0, x1, y1] as fractions; None: the whole picture.
+    box: list[float] | None = None
+    # A picture query's own vector, before any words changed it: re-read other words without the picture.
+    picture_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
     # Whether near-duplicates were folded (stylishi.dedup), and how many results they were in all.
     dedup: bool = False
     folded: int = 0
@@ -49,6 +55,7 @@ class SearchResponse:
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results], "timings_ms": self.timings_ms,
                 "catalog_size": self.catalog_size, "query": self.query, "calibrated": self.calibrated,
+                "reading": self.reading.to_dict() if self.reading is not None else None, "box": self.box,
                 "dedup": self.dedup, "folded": self.folded}
 
 

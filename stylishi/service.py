@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import calibration, dedup as dedup_mod, families, feedback
+from . import calibration, dedup as dedup_mod, families, feedback, modifiers, region
 from .catalog import FILTERABLE, Catalog
 from .config import Limits, dedup_threshold as default_dedup_threshold
 from .embedder import Embedder
@@ -43,6 +45,13 @@ class SearchService:
         self._filter_values = catalog.filter_values()
         self._lower_columns = {col: catalog.items[col].astype(str).str.lower().to_numpy() for col in self._filter_values}
         self._canonical = {col: {v.lower(): v for v in values} for col, values in self._filter_values.items()}
+        # "Like this, but …": the values the words may name (filterable columns, and others such as `pattern`
+        # that the store cannot filter on: those are boosts, applied here on the nearest items)
+        boostable = [c for c in modifiers.MODIFIER_COLUMNS if c not in self._filter_values and c in catalog.items]
+        self._boost_columns = {c: catalog.items[c].astype(str).str.lower().to_numpy() for c in boostable}
+        self.vocabulary = modifiers.Vocabulary.of(
+            {**self._filter_values, **{c: sorted({str(v) for v in catalog.items[c].dropna() if str(v).strip()})
+                                      for c in boostable}})
         self.metrics = Metrics()  # every query and refusal, for the stats view; see stylishi.metrics
         # raw cosine → chance of the query's article type, by query kind ({} for an index without one: raw % shown)
         self.calibration = calibration.from_manifest(catalog.manifest)
@@ -52,8 +61,25 @@ class SearchService:
     # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     # `dedup` (default on): near-duplicates are folded into the best of them (stylishi.dedup); off shows them all.
     def search_image(self, image: ImageInput, k: int = 10, filters: Filters | None = None, *,
+                     box: Any = None, text: str | None = None, text_weight: float | None = None,
                      dedup: bool = True) -> SearchResponse:
-        return self._observed("image", k, filters, lambda: self._search_image(image, k, filters, dedup))
+        """Search by picture. `box`: only this region of it, [x0, y0, x1, y1] as fractions of its width and height
+        (stylishi.region). `text`: "like this, but …" words (stylishi.modifiers): values of the catalog they name
+        filter (or boost), negated ones exclude, the rest is added to the picture's vector at `text_weight`
+        (default modifiers.DEFAULT_WEIGHT). How the text was read is the response's `reading`."""
+        chars = len(str(text)) if text else None
+        return self._observed("image", k, filters, lambda: self._search_image(image, k, filters, box, text,
+                                                                              text_weight, dedup), text_chars=chars)
+
+    def read_modifier(self, text: str | None, text_weight: float | None = None) -> modifiers.Reading | None:
+        """How "like this, but …" words read against this catalog (None for no words: a plain picture search)."""
+        if text is not None and not isinstance(text, str):
+            raise QueryError("The words with the photo must be text, e.g. “in blue” or “not black”.")
+        if not text or not text.strip():
+            modifiers.check_weight(text_weight)
+            return None
+        return modifiers.read(text, self.vocabulary, weight=text_weight, filterable=self._filter_values,
+                              max_chars=self.limits.max_text_chars)
 
     def search_text(self, text: str, k: int = 10, filters: Filters | None = None, *,
                     dedup: bool = True) -> SearchResponse:
@@ -67,8 +93,13 @@ class SearchService:
         return self._observed("item", k, filters, lambda: self._search_item(item_id, k, filters, dedup))
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None, *,
+                      text: str | None = None, text_weight: float | None = None,
                       dedup: bool = True) -> SearchResponse:
-        return self._observed("vector", k, filters, lambda: self._search_vector(vector, k, filters, dedup))
+        """Search by a picture's vector (e.g. a response's `picture_vector`), with "like this, but …" words as
+        in search_image."""
+        chars = len(str(text)) if text else None
+        return self._observed("vector", k, filters, lambda: self._search_vector(vector, k, filters, text,
+                                                                                text_weight, dedup), text_chars=chars)
 
     def refine(self, positive_ids: Any, negative_ids: Any = None, k: int = 10, filters: Filters | None = None, *,
                query_vector: np.ndarray | None = None, dedup: bool = True) -> SearchResponse:
@@ -86,17 +117,49 @@ class SearchService:
         return self._filter_values
 
     # -- the searches ----------------------------------------------------------------------------------------
-    def _search_image(self, image: ImageInput, k: int, filters: Filters | None, dedup: bool) -> SearchResponse:
+    def _search_image(self, image: ImageInput, k: int, filters: Filters | None, box: Any = None,
+                      text: str | None = None, text_weight: float | None = None,
+                      dedup: bool = True) -> SearchResponse:
         t0 = time.perf_counter()
-        allowed = self._allowed(filters)
+        box = region.parse_box(box)
+        reading = self.read_modifier(text, text_weight)
+        allowed = self._allowed_with(filters, reading)
         k = self._check_k(k)
-        picture = load_image(image, self.limits)
+        picture = region.crop(load_image(image, self.limits), box)
         pixels = self.embedder.preprocess([picture])
         t1 = time.perf_counter()
         vector = self.embedder.embed_pixels(pixels)
         t2 = time.perf_counter()
-        return self._finish(vector, k, allowed, "image", t0, {"preprocess": t1 - t0, "embed": t2 - t1},
-                            dedup=dedup)
+        return self._like_this(vector, k, allowed, reading, filters, "image", t0,
+                               {"preprocess": t1 - t0, "embed": t2 - t1}, box, dedup)
+
+    def _like_this(self, picture_vector: np.ndarray, k: int, allowed: Selection | None,
+                   reading: modifiers.Reading | None, filters: Filters | None, kind: str, t0: float,
+                   stages: dict[str, float], box: region.Box | None = None, dedup: bool = True) -> SearchResponse:
+        """A picture's vector, changed by the words (if any), searched; the response records how."""
+        t = time.perf_counter()
+        vector = self._modified(picture_vector, reading)
+        reading = self._keep_kind(picture_vector, reading, filters)
+        stages["embed"] += time.perf_counter() - t  # the text tower and the kind vote
+        response = self._finish(vector, k, allowed, kind, t0, stages, dedup=dedup, reading=reading)
+        response.reading, response.box = reading, box.as_list() if box else None
+        response.picture_vector = np.asarray(picture_vector, dtype=np.float32).reshape(-1)
+        return response
+
+    def _modified(self, vector: np.ndarray, reading: modifiers.Reading | None) -> np.ndarray:
+        """The picture's vector with the rest of the words added and the negated ones taken away, at the weight."""
+        if reading is None or not (reading.rest or reading.away) or reading.weight == 0:
+            return vector
+        w = reading.weight
+        texts = [t for t in (reading.rest, reading.away) if t]
+        embedded = dict(zip(texts, self.embedder.embed_texts(texts)))
+        combined = (1 - w) * vector.reshape(-1)
+        if reading.rest:
+            combined = combined + w * embedded[reading.rest]
+        if reading.away:
+            combined = combined - w * embedded[reading.away]
+        norm = float(np.linalg.norm(combined))
+        return vector if norm < 1e-6 else (combined / norm).astype(np.float32).reshape(1, -1)
 
     def _search_text(self, text: str, k: int, filters: Filters | None, dedup: bool) -> SearchResponse:
         t0 = time.perf_counter()
@@ -129,14 +192,17 @@ class SearchService:
         return self._finish(vector, k, allowed, "item", t0, {"preprocess": 0.0, "embed": time.perf_counter() - t0},
                             exclude=(row,), dedup=dedup)
 
-    def _search_vector(self, vector: np.ndarray, k: int, filters: Filters | None, dedup: bool) -> SearchResponse:
+    def _search_vector(self, vector: np.ndarray, k: int, filters: Filters | None, text: str | None = None,
+                       text_weight: float | None = None, dedup: bool = True) -> SearchResponse:
         t0 = time.perf_counter()
-        allowed = self._allowed(filters)
+        reading = self.read_modifier(text, text_weight)
+        allowed = self._allowed_with(filters, reading)
         k = self._check_k(k)
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         if vector.shape[1] != self.catalog.dim:
             raise QueryError(f"The vector has {vector.shape[1]} dimensions; this catalog uses {self.catalog.dim}.")
-        return self._finish(vector, k, allowed, "vector", t0, {"preprocess": 0.0, "embed": 0.0}, dedup=dedup)
+        return self._like_this(vector, k, allowed, reading, filters, "vector", t0, {"preprocess": 0.0, "embed": 0.0},
+                               dedup=dedup)
 
     def _refine(self, positive_ids: Any, negative_ids: Any, k: int, filters: Filters | None,
                 query_vector: np.ndarray | None, dedup: bool) -> SearchResponse:
@@ -176,13 +242,15 @@ class SearchService:
 
     # -- machinery -----------------------------------------------------------------------------------------
     def _finish(self, vector: np.ndarray, k: int, allowed: Selection | None, kind: str, t0: float,
-                stages: dict[str, float], exclude: Sequence[int] = (), dedup: bool = True) -> SearchResponse:
+                stages: dict[str, float], exclude: Sequence[int] = (), dedup: bool = True,
+                reading: modifiers.Reading | None = None) -> SearchResponse:
         """Search the index and turn the top k rows into results. `exclude`: rows never returned (the item a "more
         like this" started from, the items given as feedback), so that many more are asked of the index. With
-        `dedup`, FETCH_FACTOR × as many candidates are asked for and near-duplicates folded (stylishi.dedup)."""
+        `dedup`, FETCH_FACTOR × as many candidates are asked for and near-duplicates folded (stylishi.dedup). A
+        reading's boosts reorder a larger pool of nearest items (BOOST_POOL × k)."""
         dedup = dedup_mod.parse_flag(dedup)  # a bool from Python; true/false text from a form (stylishi_ui.rest)
         t_search = time.perf_counter()
-        kept, t_format = self._search_kept(vector, k, allowed, set(exclude), dedup)
+        kept, t_format = self._search_kept(vector, k, allowed, set(exclude), dedup, self._boosts(reading))
         fit = self.calibration.get("text" if kind == "text" else "image")
         scores = [h.score for h in kept]
         matches = (fit.probability(scores) if fit else np.clip(scores, 0.0, 1.0)) * 100 if kept else []
@@ -197,16 +265,21 @@ class SearchService:
                               vector=np.asarray(vector, dtype=np.float32).reshape(-1), calibrated=fit is not None,
                               dedup=bool(dedup), folded=sum(r.folded for r in results))
 
-    def _search_kept(self, vector: np.ndarray, k: int, allowed: Selection | None, exclude: set[int], dedup: bool
-                     ) -> tuple[list[dedup_mod.Kept], float]:
-        """The top k rows (less `exclude`), near-duplicates folded when `dedup`; and when formatting began."""
+    def _search_kept(self, vector: np.ndarray, k: int, allowed: Selection | None, exclude: set[int], dedup: bool,
+                     boosts=None) -> tuple[list[dedup_mod.Kept], float]:
+        """The top k rows (less `exclude`), near-duplicates folded when `dedup`; and when formatting began.
+        `boosts` (row → rank group, lower first) reorders the nearest BOOST_POOL × k before anything is cut."""
         store, want = self.catalog.store, k + len(exclude)
+        if boosts:
+            want = max(want, k * BOOST_POOL)
         factors = (dedup_mod.FETCH_FACTOR, dedup_mod.WIDE_FACTOR) if dedup else (1,)
         for factor in factors:
             fetch = min(want * factor, len(store))
             scores, rows = store.search(vector, fetch, allowed)
             t_format = time.perf_counter()
             hits = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0 and int(r) not in exclude]
+            if boosts:
+                hits.sort(key=lambda hit: boosts(hit[0]))  # stable: nearest first within each group
             if not dedup:
                 return [dedup_mod.Kept(r, s) for r, s in hits[:k]], t_format
             # The excluded items go first, hidden: their near-duplicates are not new results either.
@@ -240,6 +313,55 @@ class SearchService:
         log_query(kind, ok=True, k=k_logged, timings_ms=response.timings_ms, filters=self._canonical_filters(filters),
                   results=len(response.results), top_score=top, text_chars=text_chars)
         return response
+
+    def _keep_kind(self, vector: np.ndarray, reading: modifiers.Reading | None, filters: Filters | None
+                   ) -> modifiers.Reading | None:
+        """When the words change something else ("in blue"), the results stay of the picture's kind: the article
+        type most of the picture's nearest items have is boosted (recorded in the reading as a "keep" term).
+        Not when the words or the filters name a kind themselves."""
+        if reading is None or not reading.terms or "article_type" not in self._filter_values:
+            return reading
+        named = {t.column for t in reading.terms} | {c for c, _ in _filter_items(filters)}
+        if named & KIND_COLUMNS:
+            return reading
+        _, rows = self.catalog.store.search(vector, KIND_VOTES, None)
+        kinds = [str(self.catalog.items["article_type"].iat[int(r)]) for r in rows[0] if r >= 0]
+        if not kinds:
+            return reading
+        kind = Counter(kinds).most_common(1)[0][0]  # a tie goes to the nearest item's kind
+        return replace(reading, terms=(*reading.terms, modifiers.Term("", "article_type", kind, "keep")))
+
+    def _boosts(self, reading: modifiers.Reading | None):
+        """row → 0 / -1 per boosted value it has / +1 per demoted one (lower first), or None without boosts."""
+        if reading is None:
+            return None
+        up, down = reading.values("boost"), reading.values("demote")
+        for column, values in reading.values("keep").items():
+            up.setdefault(column, []).extend(values)
+        if not (up or down):
+            return None
+        columns = {**self._lower_columns, **self._boost_columns}
+        lowered = [(columns[c], {v.lower() for v in vs}, sign)
+                   for sign, named in ((-1, up), (1, down)) for c, vs in named.items()]
+        return lambda row: sum(sign for column, values, sign in lowered if column[row] in values)
+
+    def _allowed_with(self, filters: Filters | None, reading: modifiers.Reading | None) -> Selection | None:
+        """The filters, narrowed by the values the words named (filter) and excluded (exclude): within a column,
+        the named values that the filter also allows, less the excluded ones."""
+        allowed = self._allowed(filters)  # refuses a bad filter first, with its own message
+        named, unwanted = (reading.values("filter"), reading.values("exclude")) if reading else ({}, {})
+        if not (named or unwanted):
+            return allowed
+        merged = dict(_filter_items(filters))
+        for column in dict.fromkeys([*named, *unwanted]):
+            keep = ({v.lower() for v in named.get(column, self._filter_values[column])}
+                    - {v.lower() for v in unwanted.get(column, ())})
+            if column in merged:
+                keep &= set(merged[column])
+            if not keep:  # nothing can match ("in red" with the colour filter Blue): an empty selection
+                return Selection(values={column: ()}, rows=np.empty(0, dtype=np.int64))
+            merged[column] = sorted(keep)
+        return self._allowed(merged)
 
     def _canonical_filters(self, filters: Filters | None) -> dict[str, list[str]]:
         """The filters of an answered query as catalog values (so the log holds nothing a person typed)."""
@@ -346,6 +468,9 @@ def _plain(value: Any) -> Any:
 # A model reproducing the index's own vectors at a lower median cosine than this is another model (same size,
 # other weights): refused instead of silently returning unrelated products.
 MIN_CATALOG_COSINE = 0.8
+KIND_COLUMNS = {"article_type", "subcategory", "category"}  # words or filters naming one: the kind is not kept
+KIND_VOTES = 5  # the picture's nearest items that say which kind it is (majority)
+BOOST_POOL = 30  # a boost ("with stripes" where the store cannot filter by pattern) reorders the k × this nearest
 
 
 def load(index: str | Path, model: str | None = None, *, device: str = "auto", mode: str | None = None,

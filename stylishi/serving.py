@@ -48,13 +48,16 @@ def service_stats(service: SearchService) -> dict[str, Any]:
 
 
 def replay(service: SearchService, query: Mapping[str, Any] | None, text: str | None, k: Any,
-           filters: Mapping[str, Any] | None) -> SearchResponse | None:
-    """The query on screen again with another k or filters: a photo by its stored vector (its picture is gone),
-    a description by its text, "more like this" by its item, a 👍 / 👎 refinement by its feedback. None when nothing
-    is on screen to re-run."""
+           filters: Mapping[str, Any] | None, *, words: str | None = None, weight: Any = None
+           ) -> SearchResponse | None:
+    """The query on screen again with another k or filters: a photo by its stored vector (its picture is gone)
+    and the "like this, but …" `words` at `weight`, a description by its text, "more like this" by its item, a
+    👍 / 👎 refinement by its feedback. None when nothing is on screen to re-run."""
     kind = (query or {}).get("kind")
-    if kind == "image" and query.get("vector") is not None:
-        return service.search_vector(query["vector"], k, filters)
+    if kind == "image" and (query.get("picture") is not None or query.get("vector") is not None):
+        picture = query.get("picture")  # the photo's own vector (before any words); else the vector searched
+        return service.search_vector(query["vector"] if picture is None else picture, k, filters, text=words,
+                                     text_weight=weight)
     if kind == "text" and text:
         return service.search_text(text, k, filters)
     if kind == "item":

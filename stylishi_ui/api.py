@@ -9,6 +9,7 @@ import gradio as gr
 from stylishi.dedup import parse_flag
 from stylishi.feedback import EXAMPLE_IDS, MAX_IDS
 from stylishi.filters import EXAMPLE, parse_filters
+from stylishi.modifiers import DEFAULT_WEIGHT
 
 from . import cards, gradio_compat as compat
 from .errors import run
@@ -31,6 +32,21 @@ FILTERS_SCHEMA = {
     ],
     "description": f"e.g. {EXAMPLE}, or that object as JSON text",
 }
+BOX_SCHEMA = {
+    "anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}, {"type": "string"},
+              {"type": "null"}],
+    "description": "[x0, y0, x1, y1] as fractions of the picture's width and height (or that list as JSON text); "
+                   "null: the whole picture",
+}
+
+
+IMAGE_ARGS = (
+    "\n    box: optional region of the picture to search by, [x0, y0, x1, y1] as fractions of its width and height "
+    "(left, top, right, bottom), e.g. [0.25, 0.1, 0.75, 0.6]; null searches the whole picture."
+    "\n    text: optional words to change what the picture finds (\"like this, but …\"), e.g. 'in blue', 'with "
+    "stripes', 'not black', 'for men': words naming a colour, pattern, type or gender of the catalog filter by it "
+    "(after 'not', 'no' or 'without' they exclude it); the other words are added to the picture's meaning."
+    "\n    text_weight: how much those other words count against the picture, 0 to 1 (default {weight}).")
 IDS_SCHEMA = {
     "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}, {"type": "null"}],
     "description": f"item ids, e.g. {EXAMPLE_IDS}, or comma-separated text",
@@ -47,6 +63,10 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
         api_k = compat.override_preprocess(gr.Slider(1, service.limits.max_k, value=DEFAULT_K, step=1, label="k"),
                                            lambda value: value)  # the core explains a bad k
         api_filters = compat.override_input_schema(gr.JSON(label="filters"), FILTERS_SCHEMA)
+        api_box = compat.override_input_schema(gr.JSON(label="box"), BOX_SCHEMA)
+        api_words = gr.Textbox(label="text", value=None)
+        api_weight = compat.override_preprocess(gr.Number(label="text_weight", value=DEFAULT_WEIGHT, minimum=0,
+                                                          maximum=1), lambda value: value)  # the core explains
         api_dedup = compat.override_preprocess(gr.Checkbox(value=True, label="dedup"),
                                                lambda value: value)  # the core explains a bad value
         api_liked, api_disliked = (compat.override_preprocess(compat.override_input_schema(gr.JSON(label=label),
@@ -65,8 +85,10 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
         url_of = media.url_maker(compat.root_url(request))
         return cards.gallery(response, url_of), cards.results_json(response, url_of)
 
-    def search_image(image, k=DEFAULT_K, filters=None, dedup=True, request: gr.Request = None):
-        return api_call(lambda: service.search_image(image, _k(k), parse_filters(filters), dedup=parse_flag(dedup)),
+    def search_image(image, k=DEFAULT_K, filters=None, box=None, text=None, text_weight=DEFAULT_WEIGHT, dedup=True,
+                     request: gr.Request = None):
+        return api_call(lambda: service.search_image(image, _k(k), parse_filters(filters), box=box, text=text,
+                                                     text_weight=text_weight, dedup=parse_flag(dedup)),
                         request, image)
 
     def search_text(text, k=DEFAULT_K, filters=None, dedup=True, request: gr.Request = None):
@@ -96,7 +118,8 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
     search_image.__doc__ = (f"Find catalog products that look like a picture (a fashion visual search over "
                             f"{len(service.catalog):,} products).\n\nArgs:\n"
                             f"    image: the query picture, a JPEG, PNG or WebP file of at most "
-                            f"{service.limits.max_bytes / 1e6:.0f} MB, uploaded to this app first.\n" + common)
+                            f"{service.limits.max_bytes / 1e6:.0f} MB, uploaded to this app first.\n" + common
+                            .replace("\n\nReturns:", IMAGE_ARGS.format(weight=DEFAULT_WEIGHT) + "\n\nReturns:", 1))
     search_text.__doc__ = ("Find catalog products matching a description such as 'red floral summer dress'.\n\n"
                            "Args:\n    text: what to look for, in a few words.\n" + common)
     more_like_this.__doc__ = ("Find catalog products similar to a catalog item, by its id (the `id` of a result from "
@@ -110,8 +133,8 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
                       f"    negative_ids: ids of results the shopper dislikes (optional; at most {MAX_IDS}).\n" + common)
 
     options = dict(concurrency_limit=concurrency, concurrency_id="search")
-    compat.api_endpoint(search_image, [api_image, api_k, api_filters, api_dedup], [gallery, api_results],
-                        "search_image", **options)
+    compat.api_endpoint(search_image, [api_image, api_k, api_filters, api_box, api_words, api_weight, api_dedup],
+                        [gallery, api_results], "search_image", **options)
     compat.api_endpoint(search_text, [api_text, api_k, api_filters, api_dedup], [gallery, api_results],
                         "search_text", **options)
     compat.api_endpoint(more_like_this, [api_item, api_k, api_filters, api_dedup], [gallery, api_results],

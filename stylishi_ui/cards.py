@@ -84,15 +84,49 @@ def filters_text(filters: dict | None) -> str:
     return html.escape(", ".join(parts))
 
 
+EFFECTS = {"filter": "= {value} (filter)", "exclude": "≠ {value} (excluded)", "boost": "= {value} (first)",
+           "demote": "≠ {value} (last)", "keep": "= {value} (kept from the photo)"}
+
+
+def reading_text(reading) -> str:
+    """How "like this, but …" words were read (a stylishi.modifiers.Reading), e.g.
+    "colour = Blue (filter) · rest: 'with a collar' at weight 0.3"; "" for no reading."""
+    if reading is None:
+        return ""
+    parts = [f"{FILTER_LABELS.get(t.column, t.column.replace('_', ' ')).lower()} "
+             + EFFECTS.get(t.effect, "{value}").format(value=t.value) for t in reading.terms]
+    if reading.rest:
+        parts.append(f"rest: '{reading.rest}' at weight {reading.weight:g}")
+    if reading.away:
+        parts.append(f"away from: '{reading.away}' at weight {reading.weight:g}")
+    return html.escape(" · ".join(parts) if parts else "the words named nothing to change", quote=False)
+
+
+def box_text(box) -> str:
+    """The searched region of the photo, in percent of its width and height ("" for the whole photo)."""
+    if not box:
+        return ""
+    x0, y0, x1, y1 = (round(v * 100) for v in box)
+    return f"region {x0}–{x1} % across, {y0}–{y1} % down"
+
+
 def status(response, filters: dict | None, what: str | None = None) -> str:
     t = response.timings_ms
     kinds = {"image": "photo", "text": "text", "item": "“more like this”", "vector": "photo", "refine": "refined"}
     what = what or kinds.get(response.query, response.query)
     n = len(response.results)
     if n == 0:
-        return (f"No product matches these filters ({filters_text(filters)}) among the {response.catalog_size:,} "
+        words = reading_text(getattr(response, "reading", None))
+        if words and not filters:
+            return (f"No product matches these words ({words}) among the {response.catalog_size:,} in the "
+                    "catalog. Change the words to see more.")
+        return (f"No product matches these filters ({filters_text(filters)}"
+                + (f"; words read as: {words}" if words else "") + f") among the {response.catalog_size:,} "
                 "in the catalog. Remove a filter to see more.")
     filtered = f" · filtered by {filters_text(filters)}" if filters else ""
+    region = box_text(getattr(response, "box", None))
+    words = reading_text(getattr(response, "reading", None))
+    filtered += (f" · {region}" if region else "") + (f" · words read as: {words}" if words else "")
     folded = getattr(response, "folded", 0)
     filtered += f" · {folded} near-duplicate{'s' if folded != 1 else ''} folded" if folded else ""
     ms = "\u00a0ms"  # a no-break space keeps "12 ms" on one line

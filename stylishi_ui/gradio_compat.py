@@ -39,6 +39,25 @@ def api_endpoint(fn: Callable, inputs: list, outputs: list, api_name: str, **kwa
     gr.on([], fn, inputs, outputs, api_name=api_name, **kwargs)
 
 
+def pad_api_inputs(demo: gr.Blocks, api_names) -> None:
+    """Let a raw-HTTP call of these endpoints omit trailing optional arguments (sent as None: the default), as
+    gradio_client already does, so that parameters added later (dedup, box, …) keep older programs working.
+
+    Gradio refuses a `data` list shorter than the event's inputs in `Blocks.validate_inputs`, which `process_api`
+    calls on the Blocks instance (an instance attribute overrides it), with the request's own list.
+    """
+    names = set(api_names)
+    check = demo.validate_inputs
+
+    def validate_inputs(block_fn, inputs):
+        missing = len(block_fn.inputs) - len(inputs)
+        if missing > 0 and getattr(block_fn, "api_name", None) in names and isinstance(inputs, list):
+            inputs.extend([None] * missing)
+        return check(block_fn, inputs)
+
+    demo.validate_inputs = validate_inputs  # type: ignore[method-assign]
+
+
 # -- requests -------------------------------------------------------------------------------------------------------
 def root_url(request: gr.Request | None) -> str:
     """The app's public root URL as the client sees it (proxy headers included), "" when unknown."""

@@ -18,22 +18,12 @@ UNREADABLE = "The picture could not be read. Please take or upload it again."
 
 def query_picture(gate: FileGate, limits: Limits) -> Callable[[Any], str | bytes | None]:
     """The preprocess of the query image components: a checked path, the decoded bytes of a data URL, or None."""
-    max_chars = 4 * math.ceil(limits.max_bytes / 3)
-
     def preprocess(payload):
         if payload is None:
             return None
         url = getattr(payload, "url", None)
         if url and url.startswith("data:"):
-            encoded = url.split(",", 1)[1] if "," in url else ""
-            if len(encoded) > max_chars + 4:
-                size = len(encoded) * 3 / 4
-                raise UserError(f"The file is {size / 1e6:.1f} MB; the most we accept is "
-                                f"{limits.max_bytes / 1e6:.0f} MB. Please upload a smaller photo.")
-            try:
-                return base64.b64decode(encoded, validate=False)
-            except (binascii.Error, ValueError):
-                raise UserError(UNREADABLE) from None
+            return data_url_bytes(url, limits)
         path = getattr(payload, "path", None)
         if path is None:
             raise UserError("No picture arrived. Please upload it again.")
@@ -42,3 +32,19 @@ def query_picture(gate: FileGate, limits: Limits) -> Callable[[Any], str | bytes
         return path
 
     return preprocess
+
+
+def data_url_bytes(url: str, limits: Limits) -> bytes:
+    """The bytes of a `data:` URL (a webcam or clipboard picture, or the page's copy of the photo a region was
+    drawn on), its base64 measured before it is decoded."""
+    if not isinstance(url, str) or not url.startswith("data:"):
+        raise UserError(UNREADABLE)
+    encoded = url.split(",", 1)[1] if "," in url else ""
+    if len(encoded) > 4 * math.ceil(limits.max_bytes / 3) + 4:
+        size = len(encoded) * 3 / 4
+        raise UserError(f"The file is {size / 1e6:.1f} MB; the most we accept is "
+                        f"{limits.max_bytes / 1e6:.0f} MB. Please upload a smaller photo.")
+    try:
+        return base64.b64decode(encoded, validate=False)
+    except (binascii.Error, ValueError):
+        raise UserError(UNREADABLE) from None

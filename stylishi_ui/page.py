@@ -9,14 +9,15 @@ import gradio as gr
 from stylishi import StyliShiError
 from stylishi.feedback import MAX_IDS
 from stylishi.filters import from_fields
+from stylishi.modifiers import DEFAULT_WEIGHT
 from stylishi.privacy import UploadJanitor
 from stylishi.serving import catalog_examples, replay
 
 from . import cards, gradio_compat as compat
-from .api import DEFAULT_K, add_api
+from .api import API_NAMES, DEFAULT_K, add_api
 from .errors import UserError, run
 from .guard import FileGate
-from .intake import query_picture
+from .intake import data_url_bytes, query_picture
 from .media import Media
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,8 @@ PICTURES = (".jpg", ".jpeg", ".png", ".webp")
 WEBCAM = gr.WebcamOptions(mirror=False, constraints={"video": {"facingMode": {"ideal": "environment"},
                                                               "width": {"ideal": 640}, "height": {"ideal": 480}}})
 CSS = (Path(__file__).with_name("page.css")).read_text()
+JS = (Path(__file__).with_name("region.js")).read_text()  # drag a box on the photo: launch(js=JS)
+HIDE_BOX = "(...args) => { document.querySelectorAll('#query-image .region-box').forEach(b => b.style.display = 'none'); return args; }"
 
 def query_examples(examples_dir: Path | None = EXAMPLES_DIR) -> list[Path]:
     if examples_dir is None or not Path(examples_dir).is_dir():
@@ -85,6 +88,19 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
                         image = image_input(sources=["upload", "webcam", "clipboard"], type="filepath",
                                             label="Your photo", height=340, elem_id="query-image",
                                             webcam_options=WEBCAM, buttons=[])
+                        with gr.Row(equal_height=True):
+                            gr.Markdown("Drag a box on the photo to search only that part.", elem_id="region-hint")
+                            whole_btn = gr.Button("Whole photo", size="sm", scale=0, min_width=120,
+                                                  elem_id="region-clear")
+                        words = gr.Textbox(label="Like this, but…", placeholder="in blue · with stripes · not black "
+                                           "· for men", max_lines=1, max_length=service.limits.max_text_chars,
+                                           elem_id="modifier")
+                        weight = gr.Slider(0, 1, value=DEFAULT_WEIGHT, step=0.05, elem_id="text-weight",
+                                           label="How much the other words count (0: the photo only)")
+                        # What region.js fills in when a box is dragged (in the page, out of sight).
+                        region_picture = gr.Textbox(visible="hidden", elem_id="region-picture")
+                        region_box = gr.Textbox(visible="hidden", elem_id="region-box")
+                        region_btn = gr.Button("Search this region", visible="hidden", elem_id="region-go")
                         examples = gr.Gallery(label="Try an example", columns=6, height="auto", allow_preview=False,
                                               buttons=[], object_fit="cover", elem_id="examples",
                                               visible=bool(example_files or example_items))
@@ -139,15 +155,36 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         outputs = [gallery, status, shown, last_query, selected, more_btn, like_btn, dislike_btn, feedback_md,
                    feedback_row]
 
-        def on_image(img, k_, request: gr.Request | None, *fvals):
+        def photo_query(response, whole=None) -> dict:
+            """What re-runs a photo search without the photo: its (region's) own vector before any words, and the
+            whole photo's. (`vector`, set by show(), is the query as searched: where 👍 / 👎 start from.)"""
+            own = response.picture_vector
+            return {"kind": "image", "item": None, "picture": own, "whole": own if whole is None else whole}
+
+        def on_image(img, k_, words_, weight_, request: gr.Request | None, *fvals):
             if img is None:
                 return gr.skip()
             filters = filters_of(fvals)
             try:
-                response = run(lambda: service.search_image(img, k_, filters))
+                response = run(lambda: service.search_image(img, k_, filters, text=words_, text_weight=weight_))
             finally:
                 forget(img)  # the picture is not kept; its vector (below) re-ranks when k or a filter changes
-            return show(response, filters, {"kind": "image", "item": None, "vector": response.vector}, request)
+            return show(response, filters, photo_query(response), request)
+
+        def on_region(picture, box, query, k_, words_, weight_, request: gr.Request | None, *fvals):
+            """A box dragged on the photo: the page's copy of the photo, searched by that region only."""
+            if not picture or not box:
+                return gr.skip()
+            filters = filters_of(fvals)
+            response = run(lambda: service.search_image(data_url_bytes(picture, service.limits), k_, filters,
+                                                        box=box, text=words_, text_weight=weight_))
+            return show(response, filters, photo_query(response, (query or {}).get("whole")), request)
+
+        def on_whole(query, q, k_, words_, weight_, request: gr.Request | None, *fvals):
+            """Back to the whole photo (its vector was kept when it was first searched)."""
+            if (query or {}).get("kind") != "image" or query.get("whole") is None:
+                return gr.skip()
+            return rerun({**query, "picture": query["whole"]}, q, k_, words_, weight_, request, *fvals)
 
         def on_text(q, k_, request: gr.Request | None, *fvals):
             filters = filters_of(fvals)
@@ -177,14 +214,14 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
                     + [(media.thumb_url(root, example_picture(len(example_files) + i)), None)
                        for i in range(len(example_items))])
 
-        def on_example(k_, evt: gr.SelectData, request: gr.Request | None, *fvals):
+        def on_example(k_, words_, weight_, evt: gr.SelectData, request: gr.Request | None, *fvals):
             count = len(example_files) + len(example_items)
             if evt is None or evt.index is None or not 0 <= int(evt.index) < count:
                 return gr.skip()
             picture = example_picture(int(evt.index))
             filters = filters_of(fvals)
-            response = run(lambda: service.search_image(str(picture), k_, filters))
-            return show(response, filters, {"kind": "image", "item": None, "vector": response.vector}, request)
+            response = run(lambda: service.search_image(str(picture), k_, filters, text=words_, text_weight=weight_))
+            return show(response, filters, photo_query(response), request)
 
         def on_select(results, evt: gr.SelectData):
             if not results or evt.index is None or not 0 <= int(evt.index) < len(results):
@@ -237,32 +274,37 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
             return show(run(lambda: service.search_item(item, k_, filters)), filters, {"kind": "item", "item": item},
                         request)
 
-        def rerun(query, q, k_, request: gr.Request | None, *fvals):
-            """k or a filter changed: run the query on screen again (a photo by its vector: the picture is gone)."""
+        def rerun(query, q, k_, words_, weight_, request: gr.Request | None, *fvals):
+            """k, a filter or the words changed: run the query on screen again (a photo by its vector: the picture
+            is gone)."""
             filters = filters_of(fvals)
-            response = run(lambda: replay(service, query, q, k_, filters))
+            response = run(lambda: replay(service, query, q, k_, filters, words=words_, weight=weight_))
             if response is None:
                 return gr.skip()
             return show(response, filters, query, request)
 
         private = dict(api_visibility="private", concurrency_limit=concurrency, concurrency_id="search",
                        scroll_to_output=True)
-        image.change(on_image, [image, k, *dropdowns], outputs, **private)
+        image.change(on_image, [image, k, words, weight, *dropdowns], outputs, js=HIDE_BOX, **private)
+        region_btn.click(on_region, [region_picture, region_box, last_query, k, words, weight, *dropdowns], outputs,
+                         **private)
+        whole_btn.click(on_whole, [last_query, text, k, words, weight, *dropdowns], outputs, js=HIDE_BOX, **private)
         text.submit(on_text, [text, k, *dropdowns], outputs, **private)
         text_btn.click(on_text, [text, k, *dropdowns], outputs, **private)
         live.stream(on_live, [live, k, *dropdowns], outputs, stream_every=LIVE_EVERY_S, time_limit=live_time_limit,
                     concurrency_limit=LIVE_CONCURRENCY, api_visibility="private", show_progress="hidden")
         demo.load(show_examples, None, examples, api_visibility="private", queue=False, show_progress="hidden")
-        examples.select(on_example, [k, *dropdowns], outputs, **private)
+        examples.select(on_example, [k, words, weight, *dropdowns], outputs, js=HIDE_BOX, **private)
         gallery.select(on_select, [shown], [selected, more_btn, like_btn, dislike_btn, picked],
                        api_visibility="private", queue=False, show_progress="hidden")
         more_btn.click(by_item, [picked, k, *dropdowns], outputs, **private)
         like_btn.click(on_like, [last_query, picked, k, *dropdowns], outputs, **private)
         dislike_btn.click(on_dislike, [last_query, picked, k, *dropdowns], outputs, **private)
         start_over_btn.click(start_over, [last_query, text, k, *dropdowns], outputs, **private)
-        for control in (k, *dropdowns):
-            trigger = control.release if control is k else control.change
-            trigger(rerun, [last_query, text, k, *dropdowns], outputs, **private)
+        for control in (k, weight, *dropdowns):
+            trigger = control.release if control in (k, weight) else control.change
+            trigger(rerun, [last_query, text, k, words, weight, *dropdowns], outputs, **private)
+        words.submit(rerun, [last_query, text, k, words, weight, *dropdowns], outputs, **private)
 
         def refresh_stats():
             return cards.stats_markdown(service.metrics.snapshot())
@@ -273,6 +315,7 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         # -- the API for programs and agents (named, documented; MCP tools when --mcp) -------------------------
         add_api(demo, service, image_input=image_input, gallery=gallery, media=media, forget=forget,
                 concurrency=concurrency)
+        compat.pad_api_inputs(demo, API_NAMES)  # raw HTTP may omit the optional arguments at the end, as before
     # Every event through the queue (its concurrency limits and this bound); no direct /run for queued events.
     demo.queue(api_open=False, max_size=QUEUE_MAX)
     compat.purge_safely(demo)

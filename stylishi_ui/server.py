@@ -61,7 +61,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
     from .api import API_NAMES
     from .guard import RateLimit, RequestGuard
     from .media import stats_route
-    from .page import CSS, SEARCH_CONCURRENCY
+    from .page import CSS, JS, SEARCH_CONCURRENCY
     from .rest import PATH as REST_PATH, SearchAPI
 
     limits = service.limits
@@ -83,6 +83,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
         mcp_server=mcp,
         theme=gr.themes.Default(primary_hue="rose", secondary_hue="slate", neutral_hue="slate"),
         css=CSS,
+        js=JS,
     )
 
 

@@ -84,14 +84,16 @@ def test_api_lists_exactly_the_documented_endpoints(client):
     assert not info.get("unnamed_endpoints")
     first = {"/search_image": ["image"], "/search_text": ["text"], "/more_like_this": ["item_id"],
              "/refine": ["positive_ids", "negative_ids"]}
+    more = {"/search_image": ["box", "text", "text_weight"]}  # the region and "like this, but …", before dedup
     for name, endpoint in named.items():
         params = endpoint["parameters"]
-        assert [p["parameter_name"] for p in params] == first[name] + ["k", "filters", "dedup"]
+        assert [p["parameter_name"] for p in params] == first[name] + ["k", "filters", *more.get(name, []), "dedup"]
+        assert all(p["parameter_has_default"] for p in params[len(first[name]):])
         assert not params[0]["parameter_has_default"]  # the query is required ...
         rest = params[len(first[name]):]
         assert rest[0]["parameter_has_default"] and rest[0]["parameter_default"] == 10  # ... the rest optional
         assert rest[1]["parameter_has_default"]
-        assert rest[2]["parameter_has_default"] and rest[2]["parameter_default"] is True  # dedup: on by default
+        assert params[-1]["parameter_default"] is True  # dedup: on by default
         assert len(endpoint["returns"]) == 2  # the gallery and the JSON list
 
 

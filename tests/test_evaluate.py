@@ -142,10 +142,7 @@ def test_bad_arguments_get_one_line_naming_the_fix(demo_index, tmp_path, capsys)
 
 
 # -- a Hub-built index, through the local Hub stand-in -------------------------------------------------------------
-try:
-    from tests.hub_server import HubStandIn
-except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
-    from hub_server import HubStandIn
+from tests.hub_server import HubStandIn  # noqa: E402  (kept beside the tests that use it)
 
 PRODUCTS = [("Dresses", "Red"), ("Dresses", "Blue"), ("Caps", "Red"), ("Caps", "Green"), ("Trousers", "Black"),
             ("Trousers", "Blue"), ("Casual Shoes", "Black"), ("Handbags", "Brown"), ("Tshirts", "Yellow"),

@@ -111,16 +111,19 @@ def test_the_page_replays_a_refinement_with_new_k_or_filters(service):
 
 
 # -- semantics on the offline demo ---------------------------------------------------------------------------------
-TEXT_QUERIES = ("blue dress", "red shoes", "black jacket", "green top", "pink skirt", "white trousers", "yellow cap",
-                "brown handbag", "grey shorts", "purple tshirt")
+# Queries whose results mix article types (the trained demo answers "blue dress" with blue dresses only): a colour, a
+# pattern, or both.
+TEXT_QUERIES = ("blue", "red", "black", "green", "pink", "white", "yellow", "brown", "grey", "purple", "striped",
+                "polka dot", "checked", "red striped", "blue checked", "green polka dot", "black striped",
+                "yellow checked", "white polka dot", "purple striped")
 PICTURE_ITEMS = tuple(f"demo-{i:04d}" for i in range(5, 1200, 97))
 
 
 def test_liking_two_of_a_type_brings_more_of_that_type(service, demo_index):
     """From each text and picture query: 👍 on two results of an article type T shown at least twice, 👎 on two results
     of other types. Among the products not yet judged, T's share rises: before, the other results of the first top 10;
-    after, the refined top 10 (which never repeats a judged item). Measured on the trained demo: 0.25 → 0.34 over
-    55 cases; the weights (1, 0.75, 0.15) of classic SMART gave 0.28."""
+    after, the refined top 10 (which never repeats a judged item). Measured on the retrained demo (DEMO_VERSION 3):
+    0.04 → 0.73 over 48 cases, better in all 48."""
     starts = [service.search_text(q, k=10) for q in TEXT_QUERIES]
     starts += [service.search_image(demo_index / "catalog_images" / f"{i}.png", k=10) for i in PICTURE_ITEMS]
     before, after, better = [], [], 0

@@ -50,7 +50,7 @@ def test_the_same_picture_under_three_ids_is_one_result_with_its_count(client, d
 def test_dedup_false_shows_every_copy(client, dup_index):
     from gradio_client import handle_file
 
-    _, results = client.predict(handle_file(picture(dup_index)), 5, None, False, api_name="/search_image")
+    _, results = client.predict(handle_file(picture(dup_index)), 5, dedup=False, api_name="/search_image")
     assert {r["id"] for r in results[:3]} == SAME_PICTURE and all(r["folded"] == 0 for r in results)
     _, results = client.predict(DUP_SOURCE, 50, dedup=False, api_name="/more_like_this")
     assert set(DUP_COPIES) | set(DUP_GROUP) <= {r["id"] for r in results}
@@ -62,8 +62,9 @@ def test_dedup_false_shows_every_copy(client, dup_index):
 def test_dedup_over_raw_http(http, dup_index):
     with open(picture(dup_index), "rb") as f:
         path = upload_bytes(http, "x.png", f.read()).json()[0]
-    kind, (_, folded) = http_call(http, "search_image", [file_data(path, "x.png"), 5, None, True])
+    kind, (_, folded) = http_call(http, "search_image", [file_data(path, "x.png"), 5, None])  # dedup: on by default
     assert kind == "complete" and folded[0]["folded"] == 2
+    # search_text(text, k, filters, dedup): dedup by position, as true/false JSON or as text
     kind, (_, plain) = http_call(http, "search_text", ["pink t-shirt", 50, None, "false"])
     assert kind == "complete" and SAME_PICTURE <= {r["id"] for r in plain}
     kind, message = http_call(http, "search_text", ["pink t-shirt", 5, None, "sometimes"])
@@ -82,11 +83,13 @@ def test_refine_through_gradio_client(client):
     _, as_text = client.predict(", ".join(liked), ", ".join(disliked), 10, api_name="/refine")
     _, as_json = client.predict(f'["{liked[0]}", "{liked[1]}"]', f'["{disliked[0]}"]', 10, api_name="/refine")
     assert [r["id"] for r in as_text] == [r["id"] for r in as_json] == [r["id"] for r in results]
-    _, green = client.predict(liked, None, 5, {"colour": "Green"}, api_name="/refine")
-    assert green and all(r["colour"] == "Green" for r in green)
+    _, red = client.predict(liked, None, 5, {"colour": "Red"}, api_name="/refine")  # a colour of this small catalog
+    assert red and all(r["colour"] == "Red" for r in red)
 
 
 def test_refine_over_raw_http(http):
+    kind, (_, short) = http_call(http, "refine", [[DUP_SOURCE]])  # the optional arguments omitted: their defaults
+    assert kind == "complete" and len(short) == 10
     kind, (gallery, results) = http_call(http, "refine", [[DUP_SOURCE], [], 3, None, True])
     assert kind == "complete" and len(results) == 3 and DUP_SOURCE not in {r["id"] for r in results}
     assert not SAME_PICTURE & {r["id"] for r in results}  # its copies are the liked item under other ids

@@ -30,15 +30,7 @@ def attr(result, key: str) -> str:
     return getattr(result, key, None) or result.metadata.get(key, "")
 
 
-# What the shipped tiny model cannot do yet: pick a garment out of a cluttered room (camera-like recall@10 is ~0.05,
-# see the README). These are strict xfails: they fail the suite the day a better model makes them pass.
-CLUTTER_GAP = pytest.mark.xfail(strict=True, reason="the shipped tiny model matches a cluttered room's colours, "
-                                                    "not the garment in it (camera-like recall@10 ~0.05)")
-EXAMPLES_FOUND = {"blue-striped-tshirt.jpg", "black-jacket.jpg"}  # the others: CLUTTER_GAP
-
-
-@pytest.mark.parametrize("name", [n if n in EXAMPLES_FOUND else pytest.param(n, marks=CLUTTER_GAP)
-                                  for n in sorted(EXAMPLE_TYPES)])
+@pytest.mark.parametrize("name", sorted(EXAMPLE_TYPES))
 def test_each_example_photo_finds_its_article_type_in_the_top_5(service, name):
     results = service.search_image(ROOT / "data" / "examples" / name, k=5).results
     assert EXAMPLE_TYPES[name] in [attr(r, "article_type") for r in results], \
@@ -70,8 +62,8 @@ def test_similar_products_share_colour_and_often_type(service):
         results = service.search_item(me["id"], k=10).results
         colour += np.mean([attr(r, "colour") == me["colour"] for r in results])
         type_ += np.mean([attr(r, "article_type") == me["article_type"] for r in results])
-    assert colour / len(sample) >= 0.85  # measured 0.93 on the whole catalog
-    assert type_ / len(sample) >= 0.25  # measured 0.33; chance is 1/12 (0.08)
+    assert colour / len(sample) >= 0.8  # measured 0.89 on the whole catalog (evaluate.py)
+    assert type_ / len(sample) >= 0.75  # measured 0.86; chance is 1/12 (0.08)
 
 
 def test_colour_and_type_text_queries(service):
@@ -86,20 +78,20 @@ def test_colour_and_type_text_queries(service):
     for (t, c), vector in zip(pairs, vectors):
         results = service.search_vector(vector, k=10).results
         scores.append(np.mean([(attr(r, "colour"), attr(r, "article_type")) == (c, t) for r in results]))
-    assert np.mean(scores) >= 0.35  # measured 0.45; chance is 1/120
+    assert np.mean(scores) >= 0.9  # measured 0.98; chance is 1/120
 
 
-@CLUTTER_GAP
 def test_held_out_camera_shots_find_their_item_in_the_top_10(service, demo_index):
     """The webcam case: a camera-like shot of a catalog item (held-out distortion seeds) finds that very item."""
     rng = random.Random(SEEDS["heldout"] + 777)
-    picks = sorted(rng.sample(range(len(service.catalog)), 20))
+    picks = sorted(rng.sample(range(len(service.catalog)), 40))
     found = 0
     for n in picks:
         item_id = f"demo-{n:04d}"
         shot = camera_shot(Image.open(demo_index / "catalog_images" / f"{item_id}.png"), random.Random(SEEDS["heldout"] + n))
         found += item_id in [r.id for r in service.search_image(shot, k=10).results]
-    assert found >= 17, f"only {found}/20 camera-like shots found their item in the top 10"
+    # evaluate.py measures recall@10 0.72 on 1,000 shots (the target is 0.9; see the README)
+    assert found >= 22, f"only {found}/40 camera-like shots found their item in the top 10"
 
 
 def test_the_demo_tokenizer_knows_the_catalog_words_and_survives_unknown_ones(service):
