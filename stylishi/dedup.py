@@ -18,10 +18,11 @@ from typing import Any, Hashable, Sequence
 
 import numpy as np
 
-# Cosine at or above which two items are one product. Measured on the offline demo's trained tiny CLIP: a catalog
-# picture re-saved as a smaller JPEG embeds at 0.9995–1.0 of its stored vector (median 0.99994), while the closest
-# two distinct demo items sit at 0.9993; so 0.9995 folds copies of a picture and nothing else there. A full-size
-# CLIP spreads a catalog wider: lower it (STYLISHI_DEDUP_THRESHOLD) to fold re-shot products too.
+# Cosine at or above which two items are one product. Measured on the offline demo's retrained tiny CLIP
+# (DEMO_VERSION 3): a catalog picture re-saved as a smaller JPEG embeds at 0.9969–1.0 of its stored vector (median
+# 0.9998), while the closest two distinct demo items sit at 0.9959; so 0.9995 folds identical pictures and most
+# re-saved copies, and never two distinct demo items. A full-size CLIP spreads a catalog wider: lower it
+# (STYLISHI_DEDUP_THRESHOLD) to fold re-shot products too.
 DEFAULT_THRESHOLD = 0.9995
 GROUP_COLUMNS = ("product_group", "group_id")  # the first one the catalog has is used
 FETCH_FACTOR = 3
