@@ -7,7 +7,7 @@
     .venv/bin/python bench/load.py --url http://127.0.0.1:7860 --pid PID --uploads DIR    # an app already running
 
 Each client loops: an image query the way the page sends one (upload → call → event stream; bench/benchmark.py's
-`http_search`, k=10) or, for --text-share of them, a text query (call → event stream). Every client sends its own
+`gradio_search`, k=10) or, for --text-share of them, a text query (call → event stream). Every client sends its own
 pictures (640×480 webcam-like JPEGs of the demo garments), so no two clients upload the same bytes at once.
 
 Bounded and local: the target must be on the loopback interface; the run stops by itself after --seconds (at most
@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from benchmark import ROOT, http_call, http_search, jpeg, pct, rss_mb, start_app, webcam_frame  # this folder
+from benchmark import ROOT, http_call, gradio_search, jpeg, pct, rss_mb, start_app, webcam_frame  # this folder
 
 MAX_SECONDS = 600
 MAX_CLIENTS = 64
@@ -46,7 +46,7 @@ TEXTS = ["red floral summer dress", "black leather jacket", "blue striped t-shir
          "brown boots", "beige trench coat", "purple scarf", "orange cap", "black formal shoes", "red polka dot top"]
 
 
-# -- one text query over the raw HTTP API (an image query is benchmark.http_search) ------------------------------------
+# -- one text query over the raw HTTP API (an image query is benchmark.gradio_search) ------------------------------------
 def http_text(base: str, text: str, k: int = 10) -> float:
     """call → event stream, the way a program calls /search_text. Returns ms; raises on an error or no results."""
     t = time.perf_counter()
@@ -86,7 +86,7 @@ class Run:
                 if kind == "text":
                     ms = http_text(self.base, rng.choice(TEXTS))
                 else:  # client w sends pictures w, w + clients, ...: never the bytes another client is sending
-                    ms = http_search(self.base, self.pictures[(w + n * self.clients) % len(self.pictures)])
+                    ms = gradio_search(self.base, self.pictures[(w + n * self.clients) % len(self.pictures)])
                     n += 1
                 with self.lock:
                     self.latency[kind].append(ms)
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ready in {ready:.1f} s", flush=True)
         pics = pictures()
         for picture in pics[:2]:  # the first requests through each path, before the clock starts
-            http_search(base, picture)
+            gradio_search(base, picture)
         http_text(base, TEXTS[0])
         run = Run(base, args.clients, args.seconds, args.text_share, args.max_requests, pics)
         sampler = Sampler(pid, uploads, args.sample_every)

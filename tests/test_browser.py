@@ -180,6 +180,7 @@ def settle(page):
     page.wait_for_function("""() => {
         const t = document.querySelector('#results [data-testid=status-tracker]');
         const imgs = [...document.querySelectorAll('#results img')];
+        imgs.forEach(i => { i.loading = 'eager'; });  // lazy cards below a phone's fold load for the full-page shot
         return (!t || t.classList.contains('hide')) && imgs.length > 0
             && imgs.every(i => i.complete && i.naturalWidth > 0);
     }""")

@@ -343,20 +343,20 @@ def test_hostile_uploads_through_the_page(page, service, cases, tmp_path):
         for value in (str(path), case.data):  # an uploaded file, and a data URL's bytes (webcam, clipboard)
             if case.refused:
                 with pytest.raises(gr.Error) as caught:
-                    on_image(value, 5, None, *_no_filters(service))
+                    on_image(value, 5, "", 0.3, None, *_no_filters(service))
                 assert re.search(case.refused, caught.value.message), (case.id, caught.value.message)
                 assert not LEAKS.search(caught.value.message)
                 # The live camera skips a bad frame instead of ending the stream.
                 assert on_live(value, 5, None, *_no_filters(service)) == gr.skip()
             else:
-                gallery, status, results, query, *_ = on_image(value, 5, None, *_no_filters(service))
+                gallery, status, results, query, *_ = on_image(value, 5, "", 0.3, None, *_no_filters(service))
                 assert len(gallery) == 5 and status.startswith("**5** results for the photo search")
                 if case.finds_item:
                     assert results[0]["id"] == ITEM, case.id
                 assert query["kind"] == "image" and query["vector"] is not None
     big = b"\xff\xd8\xff" + os.urandom(10 * 1024 * 1024 + 10)
     with pytest.raises(gr.Error, match=r"The file is 10\.5 MB; the most we accept is 10 MB"):
-        on_image(big, 5, None, *_no_filters(service))
+        on_image(big, 5, "", 0.3, None, *_no_filters(service))
 
 
 def test_hostile_queries_through_the_page(page, service):
@@ -377,7 +377,7 @@ def test_hostile_queries_through_the_page(page, service):
         (lambda: by_item(None, 5, None, *none), "Click a result first"),
         (lambda: by_item("no-such-item", 5, None, *none), "no item with id"),
         (lambda: by_item(ITEM, 5, None, *colour), "No item has colour"),
-        (lambda: rerun({"kind": "item", "item": "gone"}, "", 5, None, *none), "no item with id"),
+        (lambda: rerun({"kind": "item", "item": "gone"}, "", 5, "", 0.3, None, *none), "no item with id"),
     ]
     for call, message in refused:
         with pytest.raises(gr.Error) as caught:
@@ -387,8 +387,8 @@ def test_hostile_queries_through_the_page(page, service):
     # Accepted odd text, and a photo's rerun from its stored vector after its picture is gone.
     assert len(on_text(f"<b>{TYPED}</b> \x00 👗 red dress", 4, None, *none)[0]) == 4
     picture = Path(service.catalog.thumbnail_path(service.catalog.row_of(ITEM)))
-    *_, query, _, _ = page["on_image"](picture.read_bytes(), 5, None, *none)
-    gallery, status, results, *_ = rerun(query, "", 7, None, *none)
+    _, _, _, query, *_ = page["on_image"](picture.read_bytes(), 5, "", 0.3, None, *none)
+    gallery, status, results, *_ = rerun(query, "", 7, "", 0.3, None, *none)
     assert len(gallery) == 7 and results[0]["id"] == ITEM and "photo search" in status
 
 
