@@ -16,26 +16,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 # A cap: asymmetric, and its mirror image finds another cap first, so a mirrored capture would fail the test.
 CAM_ITEM, CAM_NAME = "demo-1170", "Blue cap"
 LIVE_ITEMS = ("demo-0290", "demo-0230")  # the live clip shows one, then the other: the results must follow
 UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Pink polka dot t-shirt"
-QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 TIMEOUT_MS = 20_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def write_y4m(path: Path, pictures: list[Image.Image], frames_each: int = 10, fps: int = 10) -> Path:
@@ -65,16 +58,8 @@ def write_y4m(path: Path, pictures: list[Image.Image], frames_each: int = 10, fp
 # -- servers --------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def app_url(service):
-    """The app as main() builds it, launched in this process on 127.0.0.1."""
-    from stylishi_ui.page import build_app
-    from stylishi_ui.server import launch_options
-
-    demo = build_app(service)
-    # No rate limit: the browser, the iframe page and the web component all come from 127.0.0.1.
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **launch_options(demo, service, requests_per_minute=0))
-    yield demo.local_url.rstrip("/")
-    demo.close()
+    with serve_page(service) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

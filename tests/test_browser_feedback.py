@@ -2,35 +2,19 @@
 served in this process with the offline demo index."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.helpers import free_port
+from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
 
-CHROMIUM = "/usr/bin/chromium"
-QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 30_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
 def app_url(service):
-    from stylishi_ui.page import build_app
-    from stylishi_ui.server import launch_options
-
-    demo = build_app(service)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **launch_options(demo, service, requests_per_minute=0))
-    yield demo.local_url.rstrip("/")
-    demo.close()
+    with serve_page(service) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

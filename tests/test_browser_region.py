@@ -13,22 +13,14 @@ import pytest
 from PIL import Image
 
 from stylishi.demo import SEEDS, garment_picture
-from tests.helpers import free_port
+from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 20_000
 LEFT, RIGHT = ("Dresses", "Red", "Solid"), ("Caps", "Blue", "Solid")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason=f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def scene(path: Path) -> Path:
@@ -43,14 +35,8 @@ def scene(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(service):
-    from stylishi_ui.page import build_app
-    from stylishi_ui.server import launch_options
-
-    demo = build_app(service)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **launch_options(demo, service, requests_per_minute=0))
-    yield demo.local_url.rstrip("/")
-    demo.close()
+    with serve_page(service) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
