@@ -83,6 +83,22 @@ def running_app(index: Path | str, workdir: Path, *args: str, env: dict | None =
             proc.wait()
 
 
+def sandbox_env(root: Path) -> dict[str, str]:
+    """HOME, TMPDIR, the Hub cache and StyliShi's cache as fresh folders under `root`: whatever the app writes shows
+    there, and only there."""
+    env = {name: str(root / name.lower()) for name in ("HOME", "TMPDIR", "HF_HOME", "STYLISHI_CACHE")}
+    for folder in env.values():
+        Path(folder).mkdir()
+    return env
+
+
+def api_client(url: str, **kwargs):
+    """A quiet gradio_client for a running app."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, analytics_enabled=False, **kwargs)
+
+
 def upload_bytes(http: httpx.Client, name: str, data: bytes) -> httpx.Response:
     """Gradio's upload route, as a browser calls it."""
     return http.post("/gradio_api/upload", files={"files": (name, data, "application/octet-stream")})

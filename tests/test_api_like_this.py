@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from stylishi.demo import SEEDS, garment_picture
-from tests.helpers import http_call, running_app
+from tests.helpers import api_client, http_call, running_app
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,7 @@ def app(demo_index, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app):
-    from gradio_client import Client
-
-    return Client(app.url, verbose=False, analytics_enabled=False, download_files=False)
+    return api_client(app.url, download_files=False)
 
 
 @pytest.fixture(scope="module")

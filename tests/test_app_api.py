@@ -15,7 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.helpers import http_call, running_app
+from tests.helpers import api_client, http_call, running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -37,13 +37,13 @@ def app_server(demo_index, tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(app_server):
     """What the README recommends to programs: gallery pictures come back as URLs, not downloaded."""
-    return _client(app_server["url"], download_files=False)
+    return api_client(app_server["url"], download_files=False)
 
 
 @pytest.fixture(scope="module")
 def downloading_client(app_server):
     """gradio_client's default: every gallery picture is downloaded to a local file."""
-    return _client(app_server["url"])
+    return api_client(app_server["url"])
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +311,3 @@ def test_round_trip_times(app_server, client, downloading_client, demo_index):
     assert via_http < 1500 and via_client < 3000, report
 
 
-def _client(url: str, **kwargs):
-    from gradio_client import Client
-
-    return Client(url, verbose=False, analytics_enabled=False, **kwargs)

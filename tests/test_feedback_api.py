@@ -8,7 +8,7 @@ import pytest
 
 from stylishi.feedback import MAX_IDS
 from tests.conftest import DUP_COPIES, DUP_GROUP, DUP_SOURCE
-from tests.helpers import file_data, http_call, running_app, upload_bytes
+from tests.helpers import api_client, file_data, http_call, running_app, upload_bytes
 
 SAME_PICTURE = {DUP_SOURCE, *DUP_COPIES}
 
@@ -21,9 +21,7 @@ def server(dup_index, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(server):
-    from gradio_client import Client
-
-    return Client(server.url, verbose=False, analytics_enabled=False, download_files=False)
+    return api_client(server.url, download_files=False)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers import file_data, files_in, http_call, running_app, upload_bytes
+from tests.helpers import file_data, files_in, http_call, running_app, sandbox_env, upload_bytes
 
 pytestmark = pytest.mark.slow
 API = "/api/v1/search"
@@ -32,9 +32,7 @@ def sandbox(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(demo_index, sandbox):
-    env = {name: str(sandbox / name.lower()) for name in ("HOME", "TMPDIR", "HF_HOME", "STYLISHI_CACHE")}
-    for folder in env.values():
-        Path(folder).mkdir()
+    env = sandbox_env(sandbox)
     env["STYLISHI_RATE_LIMIT"] = "0"  # many requests here; the limit has its own server below
     with running_app(demo_index, sandbox / "app", env=env) as running:
         yield running

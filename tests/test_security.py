@@ -29,7 +29,7 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.helpers import file_data, files_in, http_call, running_app, upload_bytes, wait_until
+from tests.helpers import file_data, files_in, http_call, running_app, sandbox_env, upload_bytes, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = [ROOT / "app.py", ROOT / "build_index.py", *sorted((ROOT / "stylishi").glob("*.py")),
@@ -116,9 +116,7 @@ def sandbox(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(demo_index, sandbox):
-    env = {name: str(sandbox / name.lower()) for name in ("HOME", "TMPDIR", "HF_HOME", "STYLISHI_CACHE")}
-    for folder in env.values():
-        Path(folder).mkdir()
+    env = sandbox_env(sandbox)
     env["STYLISHI_RATE_LIMIT"] = "0"  # hundreds of requests here; the limit has its own server below
     with running_app(demo_index, sandbox / "app", env=env) as running:
         running.started = time.time()
