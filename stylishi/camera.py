@@ -37,7 +37,7 @@ def camera_shot(picture: Image.Image, rng: random.Random | int, size: tuple[int,
     target_w = max(8, int(cw * target_h / ch))
     crop = crop.resize((target_w, target_h), Image.Resampling.BILINEAR)
     # 3. Lift the garment off its plain background (a soft mask by distance to the border's colour).
-    mask = _foreground_mask(crop)
+    mask = foreground_mask(crop)
     # 4. Perspective tilt, then rotation, applied to the picture and its mask alike.
     coeffs = _perspective_coeffs(target_w, target_h, rng, strength=0.08)
     crop = crop.transform(crop.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
@@ -53,16 +53,22 @@ def camera_shot(picture: Image.Image, rng: random.Random | int, size: tuple[int,
     gx = left + rng.randint(-crop.width // 8, max(-crop.width // 8, side - crop.width + crop.width // 8))
     gy = top + rng.randint(-crop.height // 10, max(-crop.height // 10, side - crop.height + crop.height // 10))
     frame.paste(crop, (gx, gy), mask)
-    # 6. Colour jitter and white balance.
+    # 6-8. Colour jitter and white balance, blur and noise, JPEG.
+    return develop(frame, rng)
+
+
+def develop(frame: Image.Image, rng: random.Random) -> Image.Image:
+    """What the camera does to a composed frame: colour jitter and white balance, blur, sensor noise, then JPEG at
+    quality ≈ 60 as a camera or a browser would send it."""
     frame = ImageEnhance.Brightness(frame).enhance(rng.uniform(0.75, 1.25))
     frame = ImageEnhance.Contrast(frame).enhance(rng.uniform(0.75, 1.25))
     frame = ImageEnhance.Color(frame).enhance(rng.uniform(0.8, 1.2))
     arr = np.asarray(frame, dtype=np.float32) * np.array([rng.uniform(0.92, 1.08) for _ in range(3)], np.float32)
-    # 7. Blur and sensor noise.
+    # Blur and sensor noise.
     noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, rng.uniform(1.5, 5.0), arr.shape)
     frame = Image.fromarray(np.clip(arr + noise, 0, 255).astype(np.uint8))
     frame = frame.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 1.2)))
-    # 8. JPEG, as a camera or a browser would send it.
+    # JPEG.
     buf = io.BytesIO()
     frame.save(buf, format="JPEG", quality=rng.randint(55, 65))
     buf.seek(0)
@@ -102,7 +108,7 @@ def _room_colour(rng: random.Random) -> tuple[int, int, int]:
     return tuple(int(round(c * 255)) for c in rgb)
 
 
-def _foreground_mask(picture: Image.Image) -> Image.Image:
+def foreground_mask(picture: Image.Image) -> Image.Image:
     """Where the product is: pixels far from the backdrop, modelled as a smooth gradient fitted to the border (a
     soft edge). The whole crop when the border is busy (a photo already), so nothing is ever lost."""
     arr = np.asarray(picture, dtype=np.float32)
