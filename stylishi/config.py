@@ -118,6 +118,14 @@ def _device(label: str, value: str) -> str:
     return value
 
 
+def _detector(label: str, value: str) -> str:
+    value = str(value).strip()
+    if value.lower() in ("auto", "off") or _HUB_ID.match(value) or Path(value).expanduser().is_dir():
+        return value
+    raise SettingError(f"{label} is not a detector: use auto, off, a Hub id OWNER/NAME[@REVISION] or a folder made "
+                       "with save_pretrained.")
+
+
 def _hub_id(label: str, value: str) -> str:
     if not _HUB_ID.match(value):
         raise SettingError(f"{label} is not a Hub dataset id: use OWNER/NAME or OWNER/NAME@REVISION.")
@@ -187,12 +195,16 @@ class Settings:
     # Results whose vectors are at least this close (cosine) are folded into one card (stylishi.dedup).
     dedup_threshold: float = field(default_factory=dedup_threshold)
     cache: Path = field(default_factory=cache_dir)
+    # Shop the look's garment detector (stylishi.look): auto (the demo's for the offline demo, else the default Hub
+    # detector), off, a Hub id OWNER/NAME[@REV] or a folder made with save_pretrained.
+    detector: str = field(default_factory=lambda: _detector(f"STYLISHI_DETECTOR={_raw('STYLISHI_DETECTOR')}",
+                                                            _env("STYLISHI_DETECTOR", "auto")))
 
     @classmethod
     def from_env(cls, **flags: Any) -> "Settings":
         """Every setting checked, before anything loads: the environment, then the flags given (None = not given).
 
-        Flags: index, model, device, embed_mode, threads, fallback ("none"/"starter"/"demo", or a bool: True =
+        Flags: index, model, device, embed_mode, threads, detector, fallback ("none"/"starter"/"demo", or a bool: True =
         demo, False = none), starter_items, hub_timeout. Raises SettingError with one line naming the setting.
         """
         return cls().merged(**flags)
@@ -220,6 +232,8 @@ class Settings:
                 changes[name] = _whole(label, value, 2000, 1)
             elif name == "hub_timeout":
                 changes[name] = _number(label, value, 5.0)
+            elif name == "detector":
+                changes[name] = _detector(label, value)
             elif name == "fallback":
                 changes[name] = ("demo" if value else "none") if isinstance(value, bool) else \
                     _choice("--fallback " + str(value), value, FALLBACKS)

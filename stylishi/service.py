@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import calibration, dedup as dedup_mod, families, feedback, modifiers, region
+from . import calibration, dedup as dedup_mod, families, feedback, look, modifiers, region
 from .catalog import FILTERABLE, Catalog
 from .config import Limits, dedup_threshold as default_dedup_threshold
 from .embedder import Embedder
@@ -57,6 +57,8 @@ class SearchService:
         self.calibration = calibration.from_manifest(catalog.manifest)
         # results at least this close (cosine) are one product, folded into one card (default STYLISHI_DEDUP_THRESHOLD)
         self.dedup_threshold = float(dedup_threshold) if dedup_threshold is not None else default_dedup_threshold()
+        # Shop the look's detector, loaded on first use (stylishi.look); start-up sets it from STYLISHI_DETECTOR.
+        self.looker = look.Looker(look.choose_detector("auto", serving_demo=look.is_demo_catalog(catalog.manifest)))
 
     # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     # `dedup` (default on): near-duplicates are folded into the best of them (stylishi.dedup); off shows them all.
@@ -111,6 +113,11 @@ class SearchService:
         """
         return self._observed("refine", k, filters,
                               lambda: self._refine(positive_ids, negative_ids, k, filters, query_vector, dedup))
+
+    def shop_the_look(self, image: ImageInput, k: int = 5, filters: Filters | None = None, *,
+                      dedup: bool = True) -> look.LookResponse:
+        """Every garment found in the picture (stylishi.look), each with the catalog searched by its region."""
+        return look.shop_the_look(self, self.looker, image, k, filters=filters, dedup=dedup)
 
     @property
     def filter_values(self) -> dict[str, list[str]]:
