@@ -8,7 +8,8 @@
 Sections: in-process image query per embedding mode (stage timers and process CPU per query); fidelity of each mode
 against fp32; the index build before (serial, fp32) and after (build_index.py's default flags), with its time by
 stage and the build gate's verdict; HTTP load through the Gradio API and through POST /api/v1/search at 1, 2, 4 and
-8 clients; a profile of one request (stage timers, server CPU per request from /proc); index search at 50k.
+8 clients; a profile of one request (stage timers, server CPU per request from /proc); shop the look (detection and
+one search per garment) with the demo's detector and the default detector's architecture; index search at 50k.
 
 Everything runs offline on stand-ins: a full-size CLIP ViT-B/32 *architecture* with random weights (speed does not
 depend on the weights), a 50k-item catalog of synthetic clustered 512-d vectors, generated garment pictures. Every
@@ -166,6 +167,67 @@ def bench_modes(model_dir: Path, catalog_dir: Path, n_queries: int) -> dict[str,
             f"| {pct(stages['search'], 50):.2f} / {pct(stages['search'], 95):.2f} ms | {pct(stages['format'], 50):.2f} ms "
             f"| **{tot:.1f}** / {pct(stages['total'], 95):.1f} ms | {base / tot:.2f}x |")
     return results
+
+
+def make_detector(work: Path, tiny: bool = False) -> Path:
+    """The default Hub detector's architecture with random weights: Conditional DETR, ResNet-50 (transformers' own
+    ResNet: the same layers as the timm one the real checkpoint names), 300 queries, 7 classes, and DETR's usual
+    input (shortest side 800, longest 1333). Speed does not depend on the weights."""
+    from transformers import (ConditionalDetrConfig, ConditionalDetrForObjectDetection,
+                              ConditionalDetrImageProcessor, ResNetConfig)
+
+    from stylishi.scenes import LOOK_CLASSES
+
+    path = work / ("detector-tiny" if tiny else "conditional-detr-r50-random")
+    if tiny:
+        backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], out_features=["stage2"])
+        extra = dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                     encoder_attention_heads=2, decoder_attention_heads=2, num_queries=10)
+        size = {"shortest_edge": 128, "longest_edge": 192}
+    else:
+        backbone = ResNetConfig(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
+                                layer_type="bottleneck", out_features=["stage4"])
+        extra = {}
+        size = {"shortest_edge": 800, "longest_edge": 1333}
+    config = ConditionalDetrConfig(backbone_config=backbone, use_timm_backbone=False, num_labels=len(LOOK_CLASSES),
+                                   id2label=dict(enumerate(LOOK_CLASSES)), **extra)
+    ConditionalDetrForObjectDetection(config).save_pretrained(path)
+    ConditionalDetrImageProcessor(size=size).save_pretrained(path)
+    return path
+
+
+def bench_look(model_dir: Path, catalog_dir: Path, work: Path, n_queries: int, tiny: bool = False) -> None:
+    """Shop the look in process: detection, then one search per garment (3 each here), on webcam-sized frames."""
+    from stylishi import SearchService
+    from stylishi import catalog as catalog_mod
+    from stylishi.demo import SEEDS
+    from stylishi.embedder import Embedder
+    from stylishi.look import DEMO_DETECTOR, DetectorChoice, Looker, shop_the_look
+    from stylishi.scenes import scene
+
+    frames = [jpeg(scene(SEEDS["heldout"] + 900_000 + i).image.resize((640, 480))) for i in range(n_queries)]
+    emb = Embedder.load(model_dir, device="cpu", mode="auto")
+    svc = SearchService(emb, catalog_mod.load(catalog_dir))
+    out()
+    out(f"## Shop the look, {len(svc.catalog):,}-item catalog, {n_queries} generated outfit photos (640x480 JPEG), "
+        f"3 garments each, image tower {emb.mode}")
+    out()
+    out("| detector | detect p50 / p95 | 3 searches p50 / p95 | total p50 / p95 |")
+    out("|---|---|---|---|")
+    detectors = [("the offline demo's (RT-DETR, 1.5 M parameters)", DEMO_DETECTOR),
+                 ("default's architecture (Conditional DETR R50, random weights)", make_detector(work, tiny))]
+    for label, path in detectors:
+        looker = Looker(DetectorChoice(str(path), None, "benchmark"))
+        # threshold 0: every frame yields its 3 most confident boxes, so each query does the same work
+        run = lambda f: shop_the_look(svc, looker, f, 10, threshold=0.0, max_garments=3)  # noqa: E731
+        run(frames[0])
+        stages: dict[str, list[float]] = {}
+        for f in frames:
+            for key, value in run(f).timings_ms.items():
+                stages.setdefault(key, []).append(value)
+        out(f"| {label} | {pct(stages['detect'], 50):.0f} / {pct(stages['detect'], 95):.0f} ms "
+            f"| {pct(stages['search'], 50):.0f} / {pct(stages['search'], 95):.0f} ms "
+            f"| **{pct(stages['total'], 50):.0f}** / {pct(stages['total'], 95):.0f} ms |")
 
 
 def precision(emb) -> str:
@@ -602,6 +664,7 @@ def main() -> None:
         modes = bench_modes(model_dir, catalog_dir, 40 if small else 200)
         bench_fidelity(model_dir)
         builds = bench_build(model_dir, work, 256 if small else 1024)
+        bench_look(model_dir, catalog_dir, work, 5 if small else 20, tiny=args.tiny)
         load = {}
         if not args.skip_http:
             best = min(("fp32", "int8", "openvino"), key=lambda m: pct(modes[m]["total"], 50))

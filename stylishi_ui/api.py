@@ -1,5 +1,6 @@
-"""The API for programs and agents: named endpoints (search by picture, text, item; refine by 👍/👎) (MCP tools with --mcp), each answering a gallery and a
-JSON list of matches. After each call its upload and its Gradio session are let go: a program keeps no state here."""
+"""The API for programs and agents: named endpoints (search by picture, text, item; refine by 👍/👎; shop the look)
+(MCP tools with --mcp), each answering a gallery and a JSON list of matches (shop the look: a JSON list of
+garments). After each call its upload and its Gradio session are let go: a program keeps no state here."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -15,7 +16,8 @@ from . import cards, gradio_compat as compat
 from .errors import run
 
 DEFAULT_K = 10
-API_NAMES = ("search_image", "search_text", "more_like_this", "refine")
+API_NAMES = ("search_image", "search_text", "more_like_this", "refine", "shop_the_look")
+LOOK_K = 5  # results per garment by default
 
 
 def _k(k: Any) -> Any:
@@ -73,6 +75,9 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
                                                                                            IDS_SCHEMA), lambda v: v)
                                    for label in ("positive_ids", "negative_ids"))
         api_results = gr.JSON(label="results")
+        api_look = gr.JSON(label="garments")
+        api_look_k = compat.override_preprocess(gr.Slider(1, service.limits.max_k, value=LOOK_K, step=1, label="k"),
+                                                lambda value: value)
 
     def api_call(search: Callable, request: gr.Request | None, upload=None):
         try:
@@ -103,7 +108,17 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
         return api_call(lambda: service.refine(positive_ids, negative_ids, _k(k), parse_filters(filters),
                                                dedup=parse_flag(dedup)), request)
 
-    fields = "; ".join(f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
+    def shop_the_look(image, k=LOOK_K, request: gr.Request = None):
+        try:
+            look = run(lambda: service.shop_the_look(image, LOOK_K if k is None or k == "" else k))
+        finally:
+            forget(image)
+            session = getattr(request, "session_hash", None)
+            if session:
+                forget.later(lambda: compat.drop_session(demo, session))
+        return cards.look_json(look, media.url_maker(compat.root_url(request)))
+
+f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
                        for c, v in service.filter_values.items()) or "none"
     common = (f"    k: how many results to return, 1 to {service.limits.max_k} (default {DEFAULT_K}).\n"
               f"    filters: optional JSON object narrowing the search, e.g. {EXAMPLE}: values of one field are "
@@ -132,6 +147,18 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
                       f"comma-separated text (at most {MAX_IDS}).\n"
                       f"    negative_ids: ids of results the shopper dislikes (optional; at most {MAX_IDS}).\n" + common)
 
+    shop_the_look.__doc__ = (
+        "Shop the look: find every garment in a photo (bag, bottom, dress, hat, shoes, outer, top) and the catalog "
+        "products that look like each one, searched by that garment's region of the photo.\n\nArgs:\n"
+        f"    image: the photo, a JPEG, PNG or WebP file of at most {service.limits.max_bytes / 1e6:.0f} MB, "
+        "uploaded to this app first.\n"
+        f"    k: how many results per garment, 1 to {service.limits.max_k} (default {LOOK_K}).\n\n"
+        "Returns:\n"
+        "    A JSON list, one entry per garment found, most confident first: {label, score (the detector's "
+        "confidence, 0 to 1), box ([x0, y0, x1, y1] as fractions of the photo's width and height), results (the "
+        "matches, as search_image returns them)}. An empty list when no garment is found: search_image then "
+        "searches the whole photo.\n")
+
     options = dict(concurrency_limit=concurrency, concurrency_id="search")
     compat.api_endpoint(search_image, [api_image, api_k, api_filters, api_box, api_words, api_weight, api_dedup],
                         [gallery, api_results], "search_image", **options)
@@ -141,3 +168,4 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
                         "more_like_this", **options)
     compat.api_endpoint(refine, [api_liked, api_disliked, api_k, api_filters, api_dedup], [gallery, api_results],
                         "refine", **options)
+    compat.api_endpoint(shop_the_look, [api_image, api_look_k], [api_look], "shop_the_look", **options)

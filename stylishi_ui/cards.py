@@ -63,6 +63,34 @@ def results_json(response, url_of: Callable[[str], str]) -> list[dict[str, Any]]
             for r in response.results]
 
 
+def look_json(look, url_of: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Shop the look in the API: one entry per garment, its results as search_image gives them."""
+    return [{"label": g.label, "score": round(g.score, 4), "box": [round(v, 4) for v in g.box],
+             "results": results_json(g.response, url_of)} for g in look.garments]
+
+
+def garment_name(garment, n: int) -> str:
+    """A found garment as the page names it: "1 · top · 93%"."""
+    return f"{n} · {garment.label} · {garment.score * 100:.0f}%"
+
+
+def look_rows_html(look, url_of: Callable[[str], str], per_row: int = 5) -> str:
+    """One row per garment found: its name, then its best matches as small cards."""
+    if not look.garments:
+        return ('<p class="look-none">No garment found in this photo. The matches shown are for the whole photo; '
+                "or drag a box around a garment in the Photo tab.</p>")
+    rows = []
+    for n, g in enumerate(look.garments, start=1):
+        cal = calibrated(g.response)
+        cards_ = "".join(
+            f'<figure class="look-card"><img src="{html.escape(url_of(r.thumbnail))}" alt="{html.escape(r.name)}" '
+            f'loading="lazy"><figcaption>{html.escape(match_text(r.match, r.score, cal))}<br>'
+            f"{html.escape(r.name)}</figcaption></figure>" for r in g.response.results[:per_row])
+        rows.append(f'<div class="look-row" data-garment="{n - 1}"><div class="look-label">'
+                    f"{html.escape(garment_name(g, n))}</div><div class=\"look-cards\">{cards_}</div></div>")
+    return "".join(rows)
+
+
 def shown(response) -> list[dict[str, Any]]:
     """What the page keeps of the results on screen (for "more like this" by position)."""
     cal = calibrated(response)

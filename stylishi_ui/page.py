@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -36,6 +37,17 @@ WEBCAM = gr.WebcamOptions(mirror=False, constraints={"video": {"facingMode": {"i
 CSS = (Path(__file__).with_name("page.css")).read_text()
 JS = (Path(__file__).with_name("region.js")).read_text()  # drag a box on the photo: launch(js=JS)
 HIDE_BOX = "(...args) => { document.querySelectorAll('#query-image .region-box').forEach(b => b.style.display = 'none'); return args; }"
+
+def looks_k(k) -> int:
+    """Matches per garment in the look's rows (the results show all k of the garment clicked)."""
+    return min(int(k), 5) if isinstance(k, (int, float)) and not isinstance(k, bool) and k >= 1 else k
+
+
+def pixel_box(box, size) -> tuple[int, int, int, int]:
+    """A box in fractions as the pixels of a picture of `size` (what gr.AnnotatedImage draws)."""
+    w, h = size
+    return (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
+
 
 def query_examples(examples_dir: Path | None = EXAMPLES_DIR) -> list[Path]:
     if examples_dir is None or not Path(examples_dir).is_dir():
@@ -75,6 +87,7 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         last_query = gr.State({"kind": None, "item": None})
         shown = gr.State([])  # the results on screen, for "more like this" by position
         picked = gr.State(None)  # the id of the result clicked last
+        look_found = gr.State([])  # shop the look: each garment's search, for a click on it
 
         gr.Markdown(f"# StyliShi\nFind products that look like your photo: snap it, upload it or describe it. "
                     f"Searching **{size:,}** catalog items.", elem_id="brand")
@@ -104,6 +117,13 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
                         examples = gr.Gallery(label="Try an example", columns=6, height="auto", allow_preview=False,
                                               buttons=[], object_fit="cover", elem_id="examples",
                                               visible=bool(example_files or example_items))
+                    with gr.Tab("Shop the look", id="look", elem_id="tab-look"):
+                        look_image = image_input(sources=["upload", "webcam", "clipboard"], type="filepath",
+                                                 label="A photo of an outfit", height=300, elem_id="look-image",
+                                                 webcam_options=WEBCAM, buttons=[])
+                        look_boxes = gr.AnnotatedImage(label="Garments found: click one to see all its matches",
+                                                       height=300, visible=False, elem_id="look-boxes")
+                        look_rows = gr.HTML("", elem_id="look-rows")
                     with gr.Tab("Live camera", id="live", elem_id="tab-live"):
                         live = image_input(sources=["webcam"], streaming=True, type="filepath", label="Live camera",
                                            height=340, elem_id="live-cam", webcam_options=WEBCAM)
@@ -142,8 +162,8 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         def filters_of(values) -> dict | None:
             return from_fields(filter_cols, list(values))
 
-        def show(response, filters, query: dict, request: gr.Request | None):
-            what = {"live": "live camera", "image": "photo", "example": "photo"}.get(query.get("kind"))
+        def show(response, filters, query: dict, request: gr.Request | None, what: str | None = None):
+            what = what or {"live": "live camera", "image": "photo", "example": "photo"}.get(query.get("kind"))
             url_of = media.url_maker(compat.root_url(request))
             if query.get("kind") != "refine":  # a new query: its vector is where 👍 / 👎 start from
                 query = {**query, "vector": response.vector}
@@ -185,6 +205,53 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
             if (query or {}).get("kind") != "image" or query.get("whole") is None:
                 return gr.skip()
             return rerun({**query, "picture": query["whole"]}, q, k_, words_, weight_, request, *fvals)
+
+        def on_look(img, k_, request: gr.Request | None, *fvals):
+            """Shop the look: the garments boxed on the photo, a row of matches each; the first one's matches (or
+            the whole photo's, when none is found) in the results."""
+            if img is None:
+                return gr.skip()
+            filters = filters_of(fvals)
+            try:
+                look = run(lambda: service.shop_the_look(img, looks_k(k_), filters))
+                whole = None if look.garments else run(lambda: service.search_image(img, k_, filters))
+            finally:
+                forget(img)
+            url_of = media.url_maker(compat.root_url(request))
+            boxes = [(pixel_box(g.box, look.size), cards.garment_name(g, n))
+                     for n, g in enumerate(look.garments, start=1)]
+            annotated = gr.update(value=(look_picture(look.picture), boxes) if boxes else None, visible=bool(boxes))
+            if look.garments:
+                first = look.garments[0]
+                query = photo_query(first.response)
+                response = run(lambda: replay(service, query, None, k_, filters)) or first.response  # all k
+                shown_ = show(response, filters, query, request,
+                              what=f"{first.label} (garment 1 of {len(look.garments)})")
+            else:
+                shown_ = show(whole, filters, photo_query(whole), request, what="whole photo (no garment found)")
+            return (annotated, cards.look_rows_html(look, url_of), [(g.label, g.response) for g in look.garments],
+                    *shown_)
+
+        def look_picture(picture) -> str:
+            """The photo as the boxes are drawn on: a copy in the upload folder, deleted like an upload (a few
+            seconds after it is shown), so that shop the look keeps no picture either."""
+            folder = Path(tempfile.mkdtemp(prefix="look-", dir=upload_root))
+            path = folder / "photo.jpg"
+            picture.convert("RGB").save(path, quality=88)
+            forget(str(path))
+            return str(path)
+
+        def on_garment(found, k_, evt: gr.SelectData, request: gr.Request | None, *fvals):
+            """A garment clicked on the boxed photo: all its matches in the results (re-ranked for k and filters
+            from its own vector: the photo is gone)."""
+            if not found or evt is None or evt.index is None or not 0 <= int(evt.index) < len(found):
+                return gr.skip()
+            n = int(evt.index)
+            label, response = found[n]
+            query = photo_query(response)
+            filters = filters_of(fvals)
+            response = run(lambda: replay(service, query, None, k_, filters)) or response
+            return show(response, filters, query, request, what=f"{label} (garment {n + 1} of {len(found)})")
 
         def on_text(q, k_, request: gr.Request | None, *fvals):
             filters = filters_of(fvals)
@@ -289,6 +356,9 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         region_btn.click(on_region, [region_picture, region_box, last_query, k, words, weight, *dropdowns], outputs,
                          **private)
         whole_btn.click(on_whole, [last_query, text, k, words, weight, *dropdowns], outputs, js=HIDE_BOX, **private)
+        look_image.change(on_look, [look_image, k, *dropdowns], [look_boxes, look_rows, look_found, *outputs],
+                          **private)
+        look_boxes.select(on_garment, [look_found, k, *dropdowns], outputs, **private)
         text.submit(on_text, [text, k, *dropdowns], outputs, **private)
         text_btn.click(on_text, [text, k, *dropdowns], outputs, **private)
         live.stream(on_live, [live, k, *dropdowns], outputs, stream_every=LIVE_EVERY_S, time_limit=live_time_limit,

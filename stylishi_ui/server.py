@@ -101,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--embed-mode", default=None, metavar="MODE",
                    help=f"query embedding mode: {', '.join(EMBED_MODES)} (env STYLISHI_EMBED_MODE; default auto)")
     p.add_argument("--threads", default=None, help="torch threads (env STYLISHI_THREADS; default 0 = all cores)")
+    p.add_argument("--detector", default=None, metavar="auto|off|OWNER/NAME[@REV]|DIR",
+                   help="shop the look's garment detector (env STYLISHI_DETECTOR; default auto: the offline demo's "
+                        "for the demo, else yainage90/fashion-object-detection); off turns shop the look off")
     p.add_argument("--mcp", action="store_true", default=None,
                    help='also serve the search endpoints as MCP tools (env STYLISHI_MCP=1; needs "gradio[mcp]")')
     p.add_argument("--fallback", default=None, metavar="|".join(FALLBACKS),
@@ -150,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:  # every setting checked before anything loads: one line naming it, no traceback, no wasted work
         settings = Settings.from_env(index=args.index, model=args.model, device=args.device, threads=args.threads,
-                                     embed_mode=args.embed_mode, fallback="none" if args.no_fallback else args.fallback)
+                                     embed_mode=args.embed_mode, detector=args.detector,
+                                     fallback="none" if args.no_fallback else args.fallback)
     except StyliShiError as exc:
         log.error("cannot start: %s", exc)
         return 2
