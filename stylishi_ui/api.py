@@ -118,7 +118,7 @@ def add_api(demo: gr.Blocks, service, *, image_input: Callable[..., gr.Image], g
                 forget.later(lambda: compat.drop_session(demo, session))
         return cards.look_json(look, media.url_maker(compat.root_url(request)))
 
-f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
+    fields = "; ".join(f"{c} ({', '.join(v[:8])}{', …' if len(v) > 8 else ''})"
                        for c, v in service.filter_values.items()) or "none"
     common = (f"    k: how many results to return, 1 to {service.limits.max_k} (default {DEFAULT_K}).\n"
               f"    filters: optional JSON object narrowing the search, e.g. {EXAMPLE}: values of one field are "
