@@ -20,6 +20,8 @@ from .embedder import pick_device, quiet_framework
 from .errors import ModelError
 
 DEFAULT_DETECTOR = "yainage90/fashion-object-detection"
+THRESHOLD = 0.5  # the confidence a garment needs, unless the detector's config names its own (`detection_threshold`)
+OVERLAP = 0.5  # a box overlapping a more confident one by more than this IoU is the same garment found twice
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,18 @@ class Detector:
     def labels(self) -> list[str]:
         return [self.model.config.id2label[i] for i in sorted(self.model.config.id2label)]
 
+    @property
+    def threshold(self) -> float:
+        """The confidence a garment needs: the detector's own (`detection_threshold` in its config, measured when it
+        was trained, e.g. the offline demo's), else THRESHOLD."""
+        return float(getattr(self.model.config, "detection_threshold", None) or THRESHOLD)
+
     @torch.inference_mode()
-    def detect(self, image: Image.Image, threshold: float = 0.5, max_items: int = 8) -> list[Detection]:
-        """The garments found with at least `threshold` confidence, best first; boxes that mostly repeat a better
-        one are dropped (a set-prediction detector sometimes answers twice for one garment)."""
+    def detect(self, image: Image.Image, threshold: float | None = None, max_items: int = 8) -> list[Detection]:
+        """The garments found with at least `threshold` confidence (default: the detector's own), best first; boxes
+        that mostly repeat a better one are dropped (a set-prediction detector sometimes answers twice for one
+        garment)."""
+        threshold = self.threshold if threshold is None else threshold
         image = image.convert("RGB")
         w, h = image.size
         inputs = self.processor(images=[image], return_tensors="pt").to(self.device)
@@ -82,7 +92,7 @@ class Detector:
             box = (max(0.0, x0 / w), max(0.0, y0 / h), min(1.0, x1 / w), min(1.0, y1 / h))
             if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
                 continue
-            if any(iou(box, k.box) > 0.7 for k in kept):
+            if any(iou(box, k.box) > OVERLAP for k in kept):
                 continue
             kept.append(Detection(self.model.config.id2label[int(found["labels"][i])], float(found["scores"][i]),
                                   box))

@@ -19,7 +19,6 @@ from .images import ImageInput, load_image
 from .results import SearchResponse
 
 DEMO_DETECTOR = Path(__file__).resolve().parents[1] / "data" / "demo_detector"  # shipped, trained on scenes
-THRESHOLD = 0.5  # the detector's confidence a garment needs to be shown
 MAX_GARMENTS = 6
 MARGIN = 0.08  # each side of a found box grows by this share of it: the search sees a little of the garment's edge
 
@@ -117,9 +116,10 @@ class Looker:
 
 
 def shop_the_look(service, looker: Looker, image: ImageInput, k: int = 5, *, filters=None, dedup: bool = True,
-                  threshold: float = THRESHOLD, max_garments: int = MAX_GARMENTS) -> LookResponse:
+                  threshold: float | None = None, max_garments: int = MAX_GARMENTS) -> LookResponse:
     """Find the garments in a picture, then search the catalog by each one's region (`service.search_image` with
-    its box). No garment found is an answer, not an error: an empty list (the page offers the whole picture)."""
+    its box). No garment found is an answer, not an error: an empty list (the page offers the whole picture).
+    threshold: the confidence a garment needs (default: the detector's own, Detector.threshold)."""
     t0 = time.perf_counter()
     try:
         detector = looker.detector()  # loaded on the first request: not a cost of this query
@@ -132,7 +132,7 @@ def shop_the_look(service, looker: Looker, image: ImageInput, k: int = 5, *, fil
     return response
 
 
-def _shop(service, detector: Detector, image: ImageInput, k: int, filters, dedup: bool, threshold: float,
+def _shop(service, detector: Detector, image: ImageInput, k: int, filters, dedup: bool, threshold: float | None,
           max_garments: int) -> LookResponse:
     t0 = time.perf_counter()
     service._check_k(k)  # a bad k is told before any work
