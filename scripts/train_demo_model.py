@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the offline demo's tiny CLIP and write it to data/demo_model/ (weights, tokenizer, config, SHA256SUMS).
 
-    python scripts/train_demo_model.py            # the shipped model: seeded; ~35 minutes on 2 CPU cores
+    python scripts/train_demo_model.py            # the shipped model: seeded; ~75 minutes on 2 CPU cores
     python scripts/train_demo_model.py --steps 5 --pool 64 --out /tmp/m --no-eval   # a smoke run, seconds
 
 What it learns from: 8,000 garments drawn by `stylishi.demo.garment_picture` from the *training* seed range (never
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     global IMAGE_SIZE, PATCH
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(MODEL_DIR), help="where to write the model (default: data/demo_model)")
-    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--steps", type=int, default=16000)
     ap.add_argument("--pool", type=int, default=8000, help="training garments drawn (3 pictures each)")
     ap.add_argument("--groups", type=int, default=8, help="(colour, pattern) pairs per batch")
     ap.add_argument("--per-group", type=int, default=8, help="article types per (colour, pattern) pair")

@@ -62,8 +62,8 @@ def test_similar_products_share_colour_and_often_type(service):
         results = service.search_item(me["id"], k=10).results
         colour += np.mean([attr(r, "colour") == me["colour"] for r in results])
         type_ += np.mean([attr(r, "article_type") == me["article_type"] for r in results])
-    assert colour / len(sample) >= 0.8  # measured 0.89 on the whole catalog (evaluate.py)
-    assert type_ / len(sample) >= 0.75  # measured 0.86; chance is 1/12 (0.08)
+    assert colour / len(sample) >= 0.85  # this sample: 0.915 (evaluate.py, 1,000 items: 0.92)
+    assert type_ / len(sample) >= 0.85  # this sample: 0.923 (evaluate.py: 0.91); chance is 1/12 (0.08)
 
 
 def test_colour_and_type_text_queries(service):
@@ -78,7 +78,7 @@ def test_colour_and_type_text_queries(service):
     for (t, c), vector in zip(pairs, vectors):
         results = service.search_vector(vector, k=10).results
         scores.append(np.mean([(attr(r, "colour"), attr(r, "article_type")) == (c, t) for r in results]))
-    assert np.mean(scores) >= 0.9  # measured 0.98; chance is 1/120
+    assert np.mean(scores) >= 0.95  # measured 0.988; chance is 1/120
 
 
 def test_held_out_camera_shots_find_their_item_in_the_top_10(service, demo_index):
@@ -90,8 +90,8 @@ def test_held_out_camera_shots_find_their_item_in_the_top_10(service, demo_index
         item_id = f"demo-{n:04d}"
         shot = camera_shot(Image.open(demo_index / "catalog_images" / f"{item_id}.png"), random.Random(SEEDS["heldout"] + n))
         found += item_id in [r.id for r in service.search_image(shot, k=10).results]
-    # evaluate.py measures recall@10 0.72 on 1,000 shots (the target is 0.9; see the README)
-    assert found >= 22, f"only {found}/40 camera-like shots found their item in the top 10"
+    # these 40: 34 found; evaluate.py measures recall@10 0.775 on 1,000 shots (the target is 0.9; see the README)
+    assert found >= 30, f"only {found}/40 camera-like shots found their item in the top 10"
 
 
 def test_the_demo_tokenizer_knows_the_catalog_words_and_survives_unknown_ones(service):
