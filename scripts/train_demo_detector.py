@@ -2,7 +2,7 @@
 """Train the offline demo's garment detector and write it to data/demo_detector/ (weights, config, image processor,
 SHA256SUMS, TRAINING.json).
 
-    python scripts/train_demo_detector.py            # the shipped detector: seeded; ~25 minutes on 2 CPU cores
+    python scripts/train_demo_detector.py            # the shipped detector: seeded; ~35 minutes on 2 CPU cores
     python scripts/train_demo_detector.py --steps 5 --pool 32 --out /tmp/d --no-eval   # a smoke run, seconds
 
 The model is a tiny Conditional DETR (the architecture of the default Hub detector, yainage90/fashion-object-

@@ -49,7 +49,7 @@ class Detector:
                 if getattr(backbone, "model_type", None) == "timm_backbone" and not _has("timm"):
                     raise ModelError(
                         f"The detector {model_path!s} has a timm backbone ({getattr(backbone, 'backbone', '?')}): "
-                        "install it with `pip install timm==1.0.26` (it needs torchvision), or set "
+                        "install it with `pip install timm==1.0.31` (it needs torchvision), or set "
                         "STYLISHI_DETECTOR=off to run without shop-the-look.")
                 model = AutoModelForObjectDetection.from_pretrained(str(model_path), revision=revision,
                                                                     use_safetensors=True)  # no pickle

@@ -20,7 +20,11 @@ from .results import SearchResponse
 
 DEMO_DETECTOR = Path(__file__).resolve().parents[1] / "data" / "demo_detector"  # shipped, trained on scenes
 MAX_GARMENTS = 6
-MARGIN = 0.08  # each side of a found box grows by this share of it: the search sees a little of the garment's edge
+# The detector's classes → the catalog subcategories of that kind (the names of Fashion Product Images, which the
+# starter index and the demo use): a garment's results stay of its kind when the catalog has those values.
+KIND_SUBCATEGORIES = {"top": ("Topwear",), "outer": ("Topwear",), "dress": ("Dress",), "bottom": ("Bottomwear",),
+                      "shoes": ("Shoes", "Sandal", "Flip Flops"), "bag": ("Bags",), "hat": ("Headwear",)}
+MARGIN = 0.2  # the square searched around a found garment: its longer side, grown by this share at each end
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class LookGarment:
     score: float  # the detector's confidence, 0..1
     box: list[float]  # x0, y0, x1, y1 as fractions of the picture's width and height
     response: SearchResponse  # the catalog searched by this garment's region
+    filters: dict | None = None  # the filters that search used: the shopper's, and the garment's kind (kind_filters)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "score": round(self.score, 4), "box": [round(v, 4) for v in self.box],
@@ -140,19 +145,38 @@ def _shop(service, detector: Detector, image: ImageInput, k: int, filters, dedup
     t1 = time.perf_counter()
     found = detector.detect(picture, threshold=threshold, max_items=max_garments)
     t2 = time.perf_counter()
-    garments = [LookGarment(d.label, d.score, list(d.box),
-                            service.search_image(picture, k, filters, box=widened(d), dedup=dedup)) for d in found]
+    garments = []
+    for d in found:
+        narrowed = kind_filters(service, d.label, filters)
+        garments.append(LookGarment(d.label, d.score, list(d.box), service.search_image(
+            picture, k, narrowed, box=widened(d, picture.size), dedup=dedup), narrowed))
     t3 = time.perf_counter()
     timings = {"decode": round((t1 - t0) * 1000, 3), "detect": round((t2 - t1) * 1000, 3),
                "search": round((t3 - t2) * 1000, 3), "total": round((t3 - t0) * 1000, 3)}
     return LookResponse(garments, timings, detector.model_id, picture.size, picture)
 
 
-def widened(found: Detection, margin: float = MARGIN) -> list[float]:
-    """The box a garment is searched by: the detector's, a little larger on every side, within the picture."""
-    x0, y0, x1, y1 = found.box
-    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
-    return [max(0.0, x0 - dx), max(0.0, y0 - dy), min(1.0, x1 + dx), min(1.0, y1 + dy)]
+def kind_filters(service, label: str, filters) -> dict | None:
+    """The filters of one garment's search: the shopper's, narrowed to the catalog subcategories of the detector's
+    label (a shoe finds shoes) when the catalog has them and the shopper chose no subcategory."""
+    present = set(service.filter_values.get("subcategory") or ())
+    kinds = [v for v in KIND_SUBCATEGORIES.get(label, ()) if v in present]
+    if not kinds or (filters and filters.get("subcategory")):
+        return filters
+    return {**(filters or {}), "subcategory": kinds}
+
+
+def widened(found: Detection, size: tuple[int, int], margin: float = MARGIN) -> list[float]:
+    """The region a garment is searched by: a square around the detector's box, its side the box's longer side
+    grown by `margin` on each end, moved (and if need be shrunk) to stay within the picture. Square, because the
+    embedder's processor centre-crops a square: a tall box would lose the top and bottom of a dress."""
+    w, h = size
+    x0, y0, x1, y1 = found.box[0] * w, found.box[1] * h, found.box[2] * w, found.box[3] * h
+    side = min(max(x1 - x0, y1 - y0) * (1 + 2 * margin), w, h)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = min(max(cx - side / 2, 0.0), w - side)
+    top = min(max(cy - side / 2, 0.0), h - side)
+    return [left / w, top / h, (left + side) / w, (top + side) / h]
 
 
 __all__ = ["DetectorChoice", "LookGarment", "LookResponse", "Looker", "choose_detector", "shop_the_look"]

@@ -221,16 +221,20 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
             boxes = [(pixel_box(g.box, look.size), cards.garment_name(g, n))
                      for n, g in enumerate(look.garments, start=1)]
             annotated = gr.update(value=(look_picture(look.picture), boxes) if boxes else None, visible=bool(boxes))
-            if look.garments:
-                first = look.garments[0]
-                query = photo_query(first.response)
-                response = run(lambda: replay(service, query, None, k_, filters)) or first.response  # all k
-                shown_ = show(response, filters, query, request,
-                              what=f"{first.label} (garment 1 of {len(look.garments)})")
+            found = [(g.label, g.response, g.filters) for g in look.garments]
+            if found:
+                shown_ = focus(found, 0, k_, request)
             else:
                 shown_ = show(whole, filters, photo_query(whole), request, what="whole photo (no garment found)")
-            return (annotated, cards.look_rows_html(look, url_of), [(g.label, g.response) for g in look.garments],
-                    *shown_)
+            return (annotated, cards.look_rows_html(look, url_of), found, *shown_)
+
+        def focus(found, n: int, k_, request: gr.Request | None):
+            """Garment n's matches in the results: all k of them, re-ranked from its own vector (the photo is gone)
+            with the filters its search used (the shopper's and the garment's kind)."""
+            label, response, filters = found[n]
+            query = photo_query(response)
+            response = run(lambda: replay(service, query, None, k_, filters)) or response
+            return show(response, filters, query, request, what=f"{label} (garment {n + 1} of {len(found)})")
 
         def look_picture(picture) -> str:
             """The photo as the boxes are drawn on: a copy in the upload folder, deleted like an upload (a few
@@ -241,17 +245,11 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
             forget(str(path))
             return str(path)
 
-        def on_garment(found, k_, evt: gr.SelectData, request: gr.Request | None, *fvals):
-            """A garment clicked on the boxed photo: all its matches in the results (re-ranked for k and filters
-            from its own vector: the photo is gone)."""
+        def on_garment(found, k_, evt: gr.SelectData, request: gr.Request | None):
+            """A garment clicked on the boxed photo: all its matches in the results."""
             if not found or evt is None or evt.index is None or not 0 <= int(evt.index) < len(found):
                 return gr.skip()
-            n = int(evt.index)
-            label, response = found[n]
-            query = photo_query(response)
-            filters = filters_of(fvals)
-            response = run(lambda: replay(service, query, None, k_, filters)) or response
-            return show(response, filters, query, request, what=f"{label} (garment {n + 1} of {len(found)})")
+            return focus(found, int(evt.index), k_, request)
 
         def on_text(q, k_, request: gr.Request | None, *fvals):
             filters = filters_of(fvals)
@@ -358,7 +356,7 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
         whole_btn.click(on_whole, [last_query, text, k, words, weight, *dropdowns], outputs, js=HIDE_BOX, **private)
         look_image.change(on_look, [look_image, k, *dropdowns], [look_boxes, look_rows, look_found, *outputs],
                           **private)
-        look_boxes.select(on_garment, [look_found, k, *dropdowns], outputs, **private)
+        look_boxes.select(on_garment, [look_found, k], outputs, **private)
         text.submit(on_text, [text, k, *dropdowns], outputs, **private)
         text_btn.click(on_text, [text, k, *dropdowns], outputs, **private)
         live.stream(on_live, [live, k, *dropdowns], outputs, stream_every=LIVE_EVERY_S, time_limit=live_time_limit,

@@ -25,8 +25,8 @@ from tests.helpers import api_client, file_data, http_call, running_app, upload_
 HELD_OUT = SEEDS["heldout"] + 800_000
 SCENES = 40
 # Floors under what the shipped detector measured on these 40 scenes (README, "Shop the look").
-RECALL_FLOOR = 0.8
-TYPE_FLOOR = 0.6
+RECALL_FLOOR = 0.9  # measured 0.963 (105 of 109 garments)
+TYPE_FLOOR = 0.55  # measured 0.661 (72 of 109): the tiny CLIP on a garment cut out of a room
 
 
 def held_out(n: int):
@@ -208,3 +208,21 @@ def test_a_conditional_detr_like_the_default_loads_and_answers_through_the_same_
     found = Detector.load(tmp_path).detect(held_out(0).image, threshold=0.0, max_items=5)
     assert found and all(d.label in LOOK_CLASSES and 0 <= d.score <= 1 for d in found)
     assert all(0 <= d.box[0] < d.box[2] <= 1 and 0 <= d.box[1] < d.box[3] <= 1 for d in found)
+
+
+@pytest.mark.slow
+def test_detector_training_script_runs_end_to_end(tmp_path):
+    """A few steps on a few scenes; the detector loads through the app's path, with a threshold it picked."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "detector"
+    done = subprocess.run([sys.executable, "scripts/train_demo_detector.py", "--steps", "3", "--pool", "16",
+                           "--batch", "4", "--workers", "1", "--no-eval", "--out", str(out)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    verify_checksums(out)
+    detector = Detector.load(out)
+    assert detector.labels == list(LOOK_CLASSES) and 0.1 <= detector.threshold <= 0.6
+    assert isinstance(detector.detect(held_out(0).image), list)
