@@ -34,3 +34,18 @@ def serve_page(service) -> Iterator[str]:
         yield demo.local_url.rstrip("/")
     finally:
         demo.close()
+
+
+@contextmanager
+def chromium_page(width: int = 1280, height: int = 1000, timeout_ms: int = 20_000) -> Iterator:
+    """One page of Debian's Chromium (headless, quiet flags), driven by Playwright; closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=QUIET)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()

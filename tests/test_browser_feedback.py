@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
+from tests.browsing import BROWSER_MARKS, chromium_page, serve_page
 
 TIMEOUT_MS = 30_000
 
@@ -19,14 +19,8 @@ def app_url(service):
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=QUIET)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(TIMEOUT_MS)
+    with chromium_page(1280, 900, TIMEOUT_MS) as page:
         yield page
-        browser.close()
 
 
 def captions(page) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stylishi.scenes import scene
-from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
+from tests.browsing import BROWSER_MARKS, chromium_page, serve_page
 from tests.test_look import HELD_OUT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +33,8 @@ def app_url(service):
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=QUIET)
-        context = browser.new_context(viewport={"width": 1280, "height": 1100})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
+    with chromium_page(1280, 1100, TIMEOUT_MS) as page:
         yield page
-        browser.close()
 
 
 def kinds(page) -> list[str]:

@@ -27,6 +27,7 @@ def clean_env(monkeypatch, tmp_path):
 
 class FakeCatalog(list):
     root = "/x"
+    manifest: dict = {}  # not a demo: open_service picks shop the look's detector by it
 
 
 def fake_service(source: str = "") -> types.SimpleNamespace:
