@@ -12,11 +12,10 @@ import re
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
+from tests.browsing import BROWSER_MARKS, CAMERA, CHROMIUM, QUIET, serve_page, take_snapshot, write_y4m
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,34 +24,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 CAM_ITEM, CAM_NAME = "demo-1170", "Blue cap"
 LIVE_ITEMS = ("demo-0290", "demo-0230")  # the live clip shows one, then the other: the results must follow
 UPLOAD_ITEM, UPLOAD_NAME = "demo-0042", "Pink polka dot t-shirt"
-CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 TIMEOUT_MS = 20_000
 
 pytestmark = BROWSER_MARKS
-
-
-def write_y4m(path: Path, pictures: list[Image.Image], frames_each: int = 10, fps: int = 10) -> Path:
-    """A 640×480 4:2:0 clip (BT.601 limited range) showing each picture for frames_each frames.
-
-    Each picture is scaled to 480×480 and centred: the CLIP processor resizes the short side and centre-crops,
-    so the model sees the catalog picture itself. Not mirrored: the app does not mirror the webcam.
-    """
-    w, h = 640, 480
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for picture in pictures:
-            frame = Image.new("RGB", (w, h), (250, 250, 250))
-            frame.paste(picture.convert("RGB").resize((h, h), Image.Resampling.LANCZOS), ((w - h) // 2, 0))
-            rgb = np.asarray(frame, dtype=np.float32)
-            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-            y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
-            u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
-            v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
-            half = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))  # noqa: E731
-            planes = b"".join(np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, half(u), half(v)))
-            for _ in range(frames_each):
-                f.write(b"FRAME\n" + planes)
-    return path
 
 
 # -- servers --------------------------------------------------------------------------------------------------------
@@ -148,16 +122,6 @@ def wait_for_results(scope, first_name: str | None = None, previous_status: str 
     if first_name:
         first.filter(has_text=first_name).wait_for()
     return captions(scope)
-
-
-def take_snapshot(scope, component: str = "#query-image"):
-    image = scope.locator(component)
-    image.get_by_role("button", name="Capture from camera").click()
-    image.get_by_role("button", name="Click to Access Webcam").click()
-    image.locator("video[data-testid=webcam-video]").wait_for()
-    scope.locator(f"{component} video[data-testid=webcam-video]").evaluate(
-        "v => new Promise(ok => { const go = () => v.readyState >= 2 ? ok() : setTimeout(go, 50); go(); })")
-    image.get_by_role("button", name="capture photo").click()
 
 
 def settle(page):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stylishi.scenes import scene
-from tests.browsing import BROWSER_MARKS, chromium_page, serve_page
+from tests.browsing import BROWSER_MARKS, CAMERA, chromium_page, serve_page, take_snapshot, write_y4m
 from tests.test_look import HELD_OUT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,8 @@ def app_url(service):
         yield url
 
 
-@pytest.fixture(scope="module")
-def page():
+@pytest.fixture
+def page():  # one browser per test: Playwright's sync API runs one at a time in a thread
     with chromium_page(1280, 1100, TIMEOUT_MS) as page:
         yield page
 
@@ -72,3 +72,21 @@ def test_shop_the_look_boxes_the_garments_and_a_click_focuses_one(page, app_url,
     status.filter(has_text="garment 2 of").wait_for()
     assert second.label in status.inner_text()
     assert kinds(page)[:3] == [r.article_type for r in second.response.results], kinds(page)
+
+
+def test_shop_the_look_from_the_webcam(app_url, service, tmp_path):
+    """Chromium's fake camera films the held-out outfit (the 320×240 scene filling a 640×480 frame); a snapshot in
+    the Shop the look tab finds the garments the service finds in that frame."""
+    sc = scene(SCENE)
+    clip = write_y4m(tmp_path / "outfit.y4m", [sc.image])
+    frame = sc.image.resize((640, 480))
+    expected = [g.label for g in service.shop_the_look(frame, k=3).garments]
+    assert len(expected) >= 2
+    with chromium_page(1280, 1100, TIMEOUT_MS, args=CAMERA + [f"--use-file-for-fake-video-capture={clip}"]) as page:
+        page.goto(app_url)
+        page.get_by_role("tab", name="Shop the look").click()
+        take_snapshot(page, "#look-image")
+        page.locator("#timings").filter(has_text="garment 1 of").wait_for()
+        labels = [t.split(" · ")[1] for t in page.locator("#look-rows .look-label").all_inner_texts()]
+        assert page.locator("#look-boxes img").first.is_visible()
+    assert sorted(labels) == sorted(expected), (labels, expected)
