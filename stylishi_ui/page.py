@@ -12,6 +12,7 @@ from stylishi.feedback import MAX_IDS
 from stylishi.filters import from_fields
 from stylishi.modifiers import DEFAULT_WEIGHT
 from stylishi.privacy import UploadJanitor
+from stylishi.region import Box
 from stylishi.serving import catalog_examples, replay
 
 from . import cards, gradio_compat as compat
@@ -41,12 +42,6 @@ HIDE_BOX = "(...args) => { document.querySelectorAll('#query-image .region-box')
 def looks_k(k) -> int:
     """Matches per garment in the look's rows (the results show all k of the garment clicked)."""
     return min(int(k), 5) if isinstance(k, (int, float)) and not isinstance(k, bool) and k >= 1 else k
-
-
-def pixel_box(box, size) -> tuple[int, int, int, int]:
-    """A box in fractions as the pixels of a picture of `size` (what gr.AnnotatedImage draws)."""
-    w, h = size
-    return (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
 
 
 def query_examples(examples_dir: Path | None = EXAMPLES_DIR) -> list[Path]:
@@ -218,7 +213,7 @@ def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_li
             finally:
                 forget(img)
             url_of = media.url_maker(compat.root_url(request))
-            boxes = [(pixel_box(g.box, look.size), cards.garment_name(g, n))
+            boxes = [(Box(*g.box).pixels(*look.size), cards.garment_name(g, n))
                      for n, g in enumerate(look.garments, start=1)]
             annotated = gr.update(value=(look_picture(look.picture), boxes) if boxes else None, visible=bool(boxes))
             found = [(g.label, g.response, g.filters) for g in look.garments]
