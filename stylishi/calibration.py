@@ -13,7 +13,8 @@ cosine of each of their top-10 results to "this result has the query's article t
       "fitted_by": "build", "fitted_at": "2026-12-02T03:10:00+00:00", "seed": 0
     }
 
-Photo queries are camera-like shots (stylishi.camera) of catalog items, with the item itself left out of its own
+Photo queries are camera-like shots (stylishi.camera) of catalog items, embedded as photo searches embed them
+(focused on their main garment where focus is on: stylishi.focus), with the item itself left out of its own
 results (otherwise the fit would learn "the same photo" instead of "the same kind of product"); text queries are the
 catalog's article-type names and "{colour} {article type}" phrases. An index without an article_type column gets no
 calibration, and an index without one (older builds) shows the raw cosine, labelled as such.
@@ -134,6 +135,7 @@ def labelled_scores(service: "SearchService", *, photo_queries: int = PHOTO_QUER
                     seed: int = 0, rows: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     """(raw cosines, same-article-type labels, number of queries) per query kind, from real searches."""
     from .camera import camera_shot
+    from .focus import picture_vectors
     from .images import load_image
 
     items = service.catalog.items
@@ -143,7 +145,7 @@ def labelled_scores(service: "SearchService", *, photo_queries: int = PHOTO_QUER
     rng = np.random.default_rng(seed)
     out: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
 
-    # Queries are embedded in batches (stylishi.encode / the embedder), then searched with the service's own
+    # Queries are embedded first (as photo searches embed them: stylishi.focus), then searched with the service's own
     # search_vector: the same vectors and results as search_image / search_text, at a fraction of the time.
     jpegs = service.catalog.thumbnails.column("jpeg")
     if rows is None:
@@ -157,8 +159,7 @@ def labelled_scores(service: "SearchService", *, photo_queries: int = PHOTO_QUER
     # Each shot has its own seeded generator, so threads (PIL and numpy release the GIL) give the same pictures.
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
         shots = list(pool.map(shot, rows))
-    vectors = np.concatenate([service.embedder.embed_images(shots[i:i + 32]) for i in range(0, len(shots), 32)]
-                             ) if shots else np.zeros((0, service.catalog.dim), np.float32)
+    vectors = picture_vectors(service, shots)  # focused on their main garment as photo searches are
     scores, labels = [], []
     for row, vector in zip(rows, vectors):
         results = service.search_vector(vector, k=min(TOP_K + 1, service.limits.max_k)).results

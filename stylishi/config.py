@@ -22,6 +22,7 @@ DEFAULT_INDEX_REPO = "stylishi/fashion-product-index"
 EMBED_MODES = ("auto", "fp32", "bf16", "int8", "openvino")
 # What to serve when the index cannot be had: nothing else, a starter index (Hub indexes), or also the offline demo.
 FALLBACKS = ("none", "starter", "demo")
+FOCUS_SETTINGS = ("auto", "on", "off")  # photo searches focused on their main garment (stylishi.focus)
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+(@\S+)?$")
@@ -199,12 +200,15 @@ class Settings:
     # detector), off, a Hub id OWNER/NAME[@REV] or a folder made with save_pretrained.
     detector: str = field(default_factory=lambda: _detector(f"STYLISHI_DETECTOR={_raw('STYLISHI_DETECTOR')}",
                                                             _env("STYLISHI_DETECTOR", "auto")))
+    # Photo searches focused on their main garment (stylishi.focus): auto (where the detector is cheap: the offline
+    # demo's), on, off.
+    focus: str = field(default_factory=lambda: _env_choice("STYLISHI_FOCUS", "auto", FOCUS_SETTINGS))
 
     @classmethod
     def from_env(cls, **flags: Any) -> "Settings":
         """Every setting checked, before anything loads: the environment, then the flags given (None = not given).
 
-        Flags: index, model, device, embed_mode, threads, detector, fallback ("none"/"starter"/"demo", or a bool: True =
+        Flags: index, model, device, embed_mode, threads, detector, focus, fallback ("none"/"starter"/"demo", or a bool: True =
         demo, False = none), starter_items, hub_timeout. Raises SettingError with one line naming the setting.
         """
         return cls().merged(**flags)
@@ -234,6 +238,8 @@ class Settings:
                 changes[name] = _number(label, value, 5.0)
             elif name == "detector":
                 changes[name] = _detector(label, value)
+            elif name == "focus":
+                changes[name] = _choice(label, value, FOCUS_SETTINGS)
             elif name == "fallback":
                 changes[name] = ("demo" if value else "none") if isinstance(value, bool) else \
                     _choice("--fallback " + str(value), value, FALLBACKS)

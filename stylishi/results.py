@@ -51,12 +51,15 @@ class SearchResponse:
     # Whether near-duplicates were folded (stylishi.dedup), and how many results they were in all.
     dedup: bool = False
     folded: int = 0
+    # The garment a photo search focused on (stylishi.focus.Focused); None: the picture (or region) as it was.
+    focus: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"results": [r.to_dict() for r in self.results], "timings_ms": self.timings_ms,
                 "catalog_size": self.catalog_size, "query": self.query, "calibrated": self.calibrated,
                 "reading": self.reading.to_dict() if self.reading is not None else None, "box": self.box,
-                "dedup": self.dedup, "folded": self.folded}
+                "dedup": self.dedup, "folded": self.folded,
+                "focus": self.focus.to_dict() if self.focus is not None else None}
 
 
 __all__ = ["SearchResult", "SearchResponse"]

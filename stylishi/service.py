@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import calibration, dedup as dedup_mod, families, feedback, look, modifiers, region
+from . import calibration, dedup as dedup_mod, families, feedback, focus as focus_mod, look, modifiers, region
 from .catalog import FILTERABLE, Catalog
 from .config import Limits, dedup_threshold as default_dedup_threshold
 from .embedder import Embedder
@@ -59,6 +59,8 @@ class SearchService:
         self.dedup_threshold = float(dedup_threshold) if dedup_threshold is not None else default_dedup_threshold()
         # Shop the look's detector, loaded on first use (stylishi.look); start-up sets it from STYLISHI_DETECTOR.
         self.looker = look.Looker(look.choose_detector("auto", serving_demo=look.is_demo_catalog(catalog.manifest)))
+        # Photo searches focused on their main garment (stylishi.focus), where the detector is cheap enough.
+        self.focus = focus_mod.Focus(self.looker, focus_mod.choose_focus("auto", self.looker.choice))
 
     # -- public surface: each call is counted in self.metrics and logged as one "stylishi.query" line ----------
     # `dedup` (default on): near-duplicates are folded into the best of them (stylishi.dedup); off shows them all.
@@ -133,12 +135,21 @@ class SearchService:
         allowed = self._allowed_with(filters, reading)
         k = self._check_k(k)
         picture = region.crop(load_image(image, self.limits), box)
-        pixels = self.embedder.preprocess([picture])
+        t_detect = time.perf_counter()
+        # A region the shopper drew is searched as drawn; otherwise the main garment too, when focus is on.
+        detects = box is None and self.focus.on
+        views, focused = self.focus.views(picture) if detects else ([picture], None)
+        t_detected = time.perf_counter()
+        pixels = self.embedder.preprocess(views)
         t1 = time.perf_counter()
-        vector = self.embedder.embed_pixels(pixels)
+        vector, focused = focus_mod.query_vector(self, self.embedder.embed_pixels(pixels), focused)
         t2 = time.perf_counter()
-        return self._like_this(vector, k, allowed, reading, filters, "image", t0,
-                               {"preprocess": t1 - t0, "embed": t2 - t1}, box, dedup)
+        stages = {"preprocess": t1 - t0 - (t_detected - t_detect), "embed": t2 - t1}
+        if detects:
+            stages["detect"] = t_detected - t_detect
+        response = self._like_this(vector, k, allowed, reading, filters, "image", t0, stages, box, dedup)
+        response.focus = focused
+        return response
 
     def _like_this(self, picture_vector: np.ndarray, k: int, allowed: Selection | None,
                    reading: modifiers.Reading | None, filters: Filters | None, kind: str, t0: float,

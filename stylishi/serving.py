@@ -45,7 +45,7 @@ def service_stats(service: SearchService) -> dict[str, Any]:
             # how the catalog's own vectors were made (fp32, or the fast path its build gate accepted)
             "catalog_embed_mode": str((manifest.get("model") or {}).get("mode", "fp32")),
             "catalog_build_gate": build.get("gate") or None,
-            "shop_the_look": service.looker.status()}
+            "shop_the_look": service.looker.status(), "focus": service.focus.status()}
 
 
 def replay(service: SearchService, query: Mapping[str, Any] | None, text: str | None, k: Any,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
-from . import catalog as catalog_mod, look
+from . import catalog as catalog_mod, focus, look
 from .config import DEFAULT_MODEL, Settings, cache_dir
 from .errors import ArtifactError, ModelError, ModelMismatchError, StyliShiError
 from .hub import card_license, evict_corrupt, is_local_ref, offline_mode, probe, resolve_index, snapshot_revision, \
@@ -220,6 +220,7 @@ def open_service(index: str | None = None, model: str | None = None, *, device: 
     service.looker = look.Looker(look.choose_detector(settings.detector,
                                                       serving_demo=look.is_demo_catalog(service.catalog.manifest)),
                                  device=settings.device)
+    service.focus = focus.Focus(service.looker, focus.choose_focus(settings.focus, service.looker.choice))
     emb, cat = service.embedder, service.catalog
     log.info("serving %s: %d items from %s, model %s%s (%s, %s), ready in %.1f s", service.source, len(cat), cat.root,
              emb.model_id, f"@{emb.revision[:12]}" if emb.revision else "", emb.device, emb.mode,

@@ -138,6 +138,15 @@ def box_text(box) -> str:
     return f"region {x0}–{x1} % across, {y0}–{y1} % down"
 
 
+def focus_text(focused) -> str:
+    """The garment a photo search focused on (a stylishi.focus.Focused), e.g. "focused on the shoes (84 %) ·
+    draw a box to pick another"; "" when the photo was searched as it was."""
+    if focused is None:
+        return ""
+    return html.escape(f"focused on the {focused.label} ({focused.score:.0%}) · draw a box to pick another",
+                       quote=False)
+
+
 def status(response, filters: dict | None, what: str | None = None) -> str:
     t = response.timings_ms
     kinds = {"image": "photo", "text": "text", "item": "“more like this”", "vector": "photo", "refine": "refined"}
@@ -152,14 +161,16 @@ def status(response, filters: dict | None, what: str | None = None) -> str:
                 + (f"; words read as: {words}" if words else "") + f") among the {response.catalog_size:,} "
                 "in the catalog. Remove a filter to see more.")
     filtered = f" · filtered by {filters_text(filters)}" if filters else ""
-    region = box_text(getattr(response, "box", None))
+    region = box_text(getattr(response, "box", None)) or focus_text(getattr(response, "focus", None))
     words = reading_text(getattr(response, "reading", None))
     filtered += (f" · {region}" if region else "") + (f" · words read as: {words}" if words else "")
     folded = getattr(response, "folded", 0)
     filtered += f" · {folded} near-duplicate{'s' if folded != 1 else ''} folded" if folded else ""
     ms = "\u00a0ms"  # a no-break space keeps "12 ms" on one line
     return (f"**{n}** results for the {what} search among **{response.catalog_size:,}** products{filtered} · "
-            f"preprocess {t.get('preprocess', 0):.0f}{ms} · embed {t.get('embed', 0):.0f}{ms} · "
+            f"preprocess {t.get('preprocess', 0):.0f}{ms} · "
+            + (f"detect {t['detect']:.0f}{ms} · " if "detect" in t else "")
+            + f"embed {t.get('embed', 0):.0f}{ms} · "
             f"search {t.get('search', 0):.1f}{ms} · total **{t.get('total', 0):.0f}{ms}**")
 
 

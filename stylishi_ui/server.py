@@ -104,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--detector", default=None, metavar="auto|off|OWNER/NAME[@REV]|DIR",
                    help="shop the look's garment detector (env STYLISHI_DETECTOR; default auto: the offline demo's "
                         "for the demo, else yainage90/fashion-object-detection); off turns shop the look off")
+    p.add_argument("--focus", default=None, metavar="auto|on|off",
+                   help="photo searches also look at their main garment, found by the detector (env STYLISHI_FOCUS; "
+                        "default auto: on where the detector is cheap, i.e. the offline demo's)")
     p.add_argument("--mcp", action="store_true", default=None,
                    help='also serve the search endpoints as MCP tools (env STYLISHI_MCP=1; needs "gradio[mcp]")')
     p.add_argument("--fallback", default=None, metavar="|".join(FALLBACKS),
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:  # every setting checked before anything loads: one line naming it, no traceback, no wasted work
         settings = Settings.from_env(index=args.index, model=args.model, device=args.device, threads=args.threads,
-                                     embed_mode=args.embed_mode, detector=args.detector,
+                                     embed_mode=args.embed_mode, detector=args.detector, focus=args.focus,
                                      fallback="none" if args.no_fallback else args.fallback)
     except StyliShiError as exc:
         log.error("cannot start: %s", exc)

@@ -78,7 +78,11 @@ def test_the_service_applies_it_and_score_stays_the_raw_cosine(service, demo_ind
             assert r.match == pytest.approx(float(fit.probability(r.score)) * 100, abs=0.06)
         matches = [r.match for r in response.results]
         assert matches == sorted(matches, reverse=True)  # monotone: rank order and % order agree
-    assert service.search_image(shot, k=1).results[0].score == pytest.approx(1.0, abs=1e-4)  # raw cosine
+    response = service.search_image(shot, k=1)
+    top = response.results[0]
+    stored = service.catalog.store.vectors(np.array([service.catalog.row_of(top.id)], dtype=np.int64))[0]
+    assert top.id == "demo-0005"
+    assert top.score == pytest.approx(float(response.vector @ stored), abs=1e-4)  # the raw cosine, not the %
 
 
 def test_a_same_type_result_scores_higher_than_an_other_type_one(service, demo_index):

@@ -14,6 +14,7 @@ import stylishi
 from stylishi import catalog as catalog_mod
 from stylishi.demo import copy_demo_model, garment_picture, save_tiny_clip
 from stylishi.embedder import Embedder
+from stylishi.focus import picture_vectors
 from stylishi.errors import ArtifactError, ImageError, ModelError, QueryError
 
 
@@ -55,6 +56,7 @@ def test_every_catalog_item_finds_itself_first(service, demo_index):
         res = service.search_image(demo_index / "catalog_images" / f"{item_id}.png", k=3)
         assert res.results[0].id == item_id
         assert res.results[0].score == pytest.approx(1.0, abs=1e-4)
+        assert res.focus is None  # a catalog picture is searched as it is, not focused on a garment (stylishi.focus)
         fit = service.calibration.get("image")  # % match: the calibrated chance of the same article type
         expected = fit.probability(res.results[0].score) * 100 if fit else 100.0
         assert res.calibrated == (fit is not None) and res.results[0].match == pytest.approx(expected, abs=0.1)
@@ -65,7 +67,8 @@ def test_response_shape_and_timings(service, demo_index):
     assert [r.rank for r in res.results] == list(range(1, 8))
     scores = [r.score for r in res.results]
     assert scores == sorted(scores, reverse=True)
-    assert set(res.timings_ms) == {"preprocess", "embed", "search", "format", "total"}
+    assert set(res.timings_ms) == {"preprocess", "embed", "search", "format", "total"} | (
+        {"detect"} if service.focus.on else set())  # the demo focuses photos on their garment (stylishi.focus)
     assert res.timings_ms["total"] >= res.timings_ms["embed"] > 0
     assert res.catalog_size == 1200 and res.query == "image"
     top = res.results[0]
@@ -84,11 +87,11 @@ def test_filters_narrow_results_exactly(service):
     assert all(r.metadata["gender"] == "Women" and r.metadata["colour"] in ("Blue", "Green") for r in res.results)
     # exact: the filtered list is the unfiltered ranking restricted to the allowed items
     everything = service.search_image(pic, k=50, filters=None).results
-    full = service.search_vector(service.embedder.embed_images([pic])[0], k=50).results
+    full = service.search_vector(picture_vectors(service, [pic])[0], k=50).results
     assert [r.id for r in everything] == [r.id for r in full]
     items = service.catalog.items
     allowed = set(items[(items.gender == "Women") & items.colour.isin(["Blue", "Green"])].id)
-    vec = service.embedder.embed_images([pic])[0]
+    vec = picture_vectors(service, [pic])[0]
     from stylishi.index import reconstruct
 
     rows = np.array([service.catalog.row_of(i) for i in sorted(allowed)])

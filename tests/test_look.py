@@ -187,6 +187,7 @@ def test_shop_the_look_over_raw_http_and_its_bad_input(server, scene_file):
         assert kind == "complete" and garments == []
         stats = http.get("/stats").json()
         assert stats["shop_the_look"]["loaded"] is True and stats["shop_the_look"]["detector"] == "demo_detector"
+        assert stats["focus"]["on"] is True and "demo" in stats["focus"]["why"]  # photo searches focused too
 
 
 def test_a_conditional_detr_like_the_default_loads_and_answers_through_the_same_code(tmp_path):

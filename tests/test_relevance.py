@@ -105,8 +105,9 @@ def test_held_out_camera_shots_find_their_item_in_the_top_10(service, demo_index
         item_id = f"demo-{n:04d}"
         shot = camera_shot(Image.open(demo_index / "catalog_images" / f"{item_id}.png"), random.Random(SEEDS["heldout"] + n))
         found += item_id in [r.id for r in service.search_image(shot, k=10).results]
-    # these 40: 34 found; evaluate.py measures recall@10 0.775 on 1,000 shots (the target is 0.9; see the README)
-    assert found >= 30, f"only {found}/40 camera-like shots found their item in the top 10"
+    # these 40: 37 found (34 with the whole picture alone, without stylishi.focus); evaluate.py measures recall@10
+    # 0.901 on 1,000 shots (0.775 whole), against a target of 0.9 (README, "How good is it?")
+    assert found >= 34, f"only {found}/40 camera-like shots found their item in the top 10"
 
 
 def test_the_demo_tokenizer_knows_the_catalog_words_and_survives_unknown_ones(service):
