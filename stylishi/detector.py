@@ -21,6 +21,8 @@ from .errors import ModelError
 
 DEFAULT_DETECTOR = "yainage90/fashion-object-detection"
 THRESHOLD = 0.5  # the confidence a garment needs, unless the detector's config names its own (`detection_threshold`)
+MIN_SIDE = 16  # pixels: a picture narrower or lower than this shows no garment (stylishi.region's smallest region)
+MAX_ASPECT = 8  # a picture longer than this many times its width (or wider than its height) is a strip, not a scene
 OVERLAP = 0.5  # a box overlapping a more confident one by more than this IoU is the same garment found twice
 
 
@@ -82,6 +84,8 @@ class Detector:
         threshold = self.threshold if threshold is None else threshold
         image = image.convert("RGB")
         w, h = image.size
+        if min(w, h) < MIN_SIDE or max(w, h) > MAX_ASPECT * min(w, h):
+            return []  # a strip: no garment to see, and the processor would shrink its short side to nothing
         inputs = self.processor(images=[image], return_tensors="pt").to(self.device)
         outputs = self.model(**inputs)
         found = self.processor.post_process_object_detection(outputs, threshold=threshold, target_sizes=[(h, w)])[0]

@@ -72,6 +72,14 @@ def test_one_scene_each_garment_found_with_its_label(detector):
         assert iou(best.box, g.box) >= 0.5 and best.label == g.label, (g, hits)
 
 
+@pytest.mark.parametrize("size", [(4096, 1), (1, 4096), (4096, 30), (15, 15)])
+def test_a_strip_or_a_speck_of_a_picture_is_an_empty_look_not_an_error(service, size):
+    """The detector's processor would shrink a strip's short side to nothing: no garment fits in it anyway."""
+    picture = Image.new("RGB", size, (120, 30, 30))
+    assert service.shop_the_look(picture, k=3).garments == []
+    assert service.search_image(picture, k=3).results  # a photo search, focused or not, searches it whole
+
+
 def test_a_picture_with_no_garment_is_an_empty_look_not_an_error(service):
     look = service.shop_the_look(Image.new("RGB", (320, 240), (200, 196, 190)), k=3)
     assert look.garments == [] and look.timings_ms["detect"] >= 0
