@@ -139,12 +139,12 @@ def box_text(box) -> str:
 
 
 def focus_text(focused) -> str:
-    """The garment a photo search focused on (a stylishi.focus.Focused), e.g. "focused on the shoes (84 %) ·
-    draw a box to pick another"; "" when the photo was searched as it was."""
+    """The garment a photo search focused on (a stylishi.focus.Focused), e.g. "focused on the shoes · draw a box
+    to pick another"; "" when the photo was searched as it was. (The detector's confidence is not shown: it is
+    not the chance that the label is right, and a shopper would read it as one.)"""
     if focused is None:
         return ""
-    return html.escape(f"focused on the {focused.label} ({focused.score:.0%}) · draw a box to pick another",
-                       quote=False)
+    return html.escape(f"focused on the {focused.label} · draw a box to pick another", quote=False)
 
 
 def status(response, filters: dict | None, what: str | None = None) -> str:
