@@ -1,14 +1,18 @@
 """Keep nothing: a query's upload, and anything else tied to one query, is let go a few seconds after the query.
 
     forget = UploadJanitor(upload_folder, after_s=5, spare=[thumbnail_folder, examples_folder])
+    forget.uploaded(path)         # an upload handed out this path (the request guard tells)
     forget(path)                  # after the query: the file (and its now-empty folder) goes `after_s` seconds later
     forget.later(drop_session)    # any other clean-up of one query, on the same schedule
 
 Only files inside `upload_folder` are ever deleted, never anything under a `spare` folder (catalog thumbnails and
 example pictures are served from there and are also valid queries). The short delay lets the page finish showing
-the picture it just uploaded. Uploads of identical bytes under one name share one path: a file is deleted only if it
-is still the very upload its query read (same inode and mtime), so a newer upload of the same picture waits for its
-own query. One daemon thread does the work; memory stays bounded by what is waiting, a few seconds' worth.
+the picture it just uploaded. Uploads of identical bytes under one name share one path, and the web framework does
+not write a file again that is still there: so each upload of a path is counted (`uploaded`, told by the request
+guard), and a query's deletion waits while another upload of the same path still awaits its own query. A file is
+also deleted only if it is still the very upload its query read (same inode and mtime). One daemon thread does the
+work; memory stays bounded by what is waiting, a few seconds' worth (counts of uploads never queried are dropped
+after CLAIM_TTL_S, when the framework's own purge has taken their files).
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from typing import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
+CLAIM_TTL_S = 600.0  # an upload never queried stops holding its path back after this (the cache purge took it)
+
 
 class UploadJanitor:
     def __init__(self, upload_folder: str | os.PathLike, *, after_s: float = 5.0,
@@ -37,6 +43,7 @@ class UploadJanitor:
         self._due: deque[tuple[float, Callable[[], None]]] = deque()  # (when, what); appended in time order
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._claims: dict[Path, tuple[int, float]] = {}  # path → (uploads awaiting their query, last upload's time)
         self.deleted = 0
 
     def __call__(self, path: object) -> bool:
@@ -47,6 +54,33 @@ class UploadJanitor:
             return False
         self.later(functools.partial(self._delete, target, str(path), identity))
         return True
+
+    def uploaded(self, path: object) -> None:
+        """An upload handed out this path (again): the deletion of an earlier query of it must wait for this one's."""
+        target = self._upload(path)
+        if target is None:
+            return
+        with self._wake:
+            now = self._clock()
+            for stale in [p for p, (_, t) in self._claims.items() if now - t > CLAIM_TTL_S]:
+                del self._claims[stale]
+            count, _ = self._claims.get(target, (0, now))
+            self._claims[target] = (count + 1, now)
+
+    def awaiting(self, path: object) -> int:
+        """How many uploads of this path await their query (as told by `uploaded`)."""
+        target = self._upload(path)
+        with self._wake:
+            return self._claims.get(target, (0, 0.0))[0] if target is not None else 0
+
+    def _released(self, target: Path) -> bool:
+        """One query of this path is done: True when no other upload of it awaits a query."""
+        with self._wake:
+            count, when = self._claims.pop(target, (0, 0.0))
+            if count > 1:
+                self._claims[target] = (count - 1, when)
+                return False
+            return True
 
     def later(self, action: Callable[[], None]) -> None:
         """Run `action` (quick, no arguments) `after_s` seconds from now on the janitor's thread."""
@@ -106,6 +140,8 @@ class UploadJanitor:
             log.warning("a clean-up after a query failed (%s)", type(exc).__name__)
 
     def _delete(self, target: Path, given: str, identity: tuple) -> None:
+        if not self._released(target):
+            return  # the same picture was uploaded again and awaits its query: that query's deletion takes it
         if _identity(target) != identity:
             return  # gone already, or replaced by a newer upload of the same bytes: that one's query deletes it
         target.unlink(missing_ok=True)

@@ -20,11 +20,14 @@ the proxy, or raise STYLISHI_RATE_LIMIT).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
+
+log = logging.getLogger(__name__)
 
 NOT_HERE = ("That picture was not uploaded to this app. Upload the file first (a program POSTs it to "
             "/gradio_api/upload) and send the path that upload returns.")
@@ -97,8 +100,10 @@ class RateLimit:
 
 class RequestGuard:
     def __init__(self, app, *, max_bytes: int, api_names: Iterable[str], gate: FileGate, rate: RateLimit,
-                 upload_path: str = "/gradio_api/upload", form_paths: Iterable[str] = ()):
+                 upload_path: str = "/gradio_api/upload", form_paths: Iterable[str] = (),
+                 on_upload: Callable[[str], None] | None = None):
         self.app = app
+        self.on_upload = on_upload  # told each path an upload hands out (stylishi.privacy.UploadJanitor.uploaded)
         self.max_bytes = int(max_bytes)
         self.upload_limit = self.max_bytes + FORM_OVERHEAD
         self.body_limit = 4 * math.ceil(self.max_bytes / 3) + len("data:image/webp;base64,") + JSON_OVERHEAD
@@ -158,6 +163,13 @@ class RequestGuard:
                 await _answer(send, 400, NOT_HERE)
                 return
         await self.app(scope, _replay(body, receive), send)
+
+    def _told(self, body: bytes) -> None:
+        for path in _upload_paths(body):
+            try:
+                self.on_upload(path)
+            except Exception as exc:  # noqa: BLE001 - bookkeeping must never fail an upload
+                log.warning("an upload's path could not be noted (%s)", type(exc).__name__)
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Stream the form to Gradio, counting its bytes and its part delimiters. At the second delimiter (the close
@@ -226,12 +238,18 @@ class RequestGuard:
             body = window[: len(window) - len(state["pending"])]
             return {"type": "http.request", "body": body, "more_body": True}
 
-        started = {"sent": False}
+        started = {"sent": False, "status": 0, "body": b""}
 
         async def guarded_send(message: Message) -> None:
             if state["refused"]:
                 return
             started["sent"] = True
+            if message["type"] == "http.response.start":
+                started["status"] = message.get("status", 0)
+            elif message["type"] == "http.response.body" and started["status"] == 200 and self.on_upload:
+                started["body"] += message.get("body", b"")
+                if not message.get("more_body", False):
+                    self._told(started["body"])
             await send(message)
 
         try:
@@ -242,6 +260,15 @@ class RequestGuard:
         if state["refused"] and not started["sent"]:
             message = TOO_LARGE.format(mb=round(self.max_bytes / 1e6)) if state["refused"] == 413 else ONE_FILE
             await _answer(send, state["refused"], message)
+
+
+def _upload_paths(body: bytes) -> list[str]:
+    """The paths an upload's answer hands out: a JSON list of strings (Gradio's), else none."""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _paths(value: Any, depth: int = 0):

@@ -67,7 +67,8 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
     limits = service.limits
     guard = Middleware(RequestGuard, max_bytes=limits.max_bytes, api_names=API_NAMES, gate=demo.file_gate,
                        rate=RateLimit(limits.requests_per_minute if requests_per_minute is None
-                                                 else requests_per_minute), form_paths=[REST_PATH])
+                                                 else requests_per_minute), form_paths=[REST_PATH],
+                       on_upload=demo.upload_janitor.uploaded)
     rest = demo.rest_api = SearchAPI(service, demo.media, running=SEARCH_CONCURRENCY)
     return dict(
         app_kwargs={"routes": [*demo.media.routes(), rest.route(),

@@ -510,7 +510,9 @@ def test_each_search_logs_one_json_line_without_user_content(service, caplog, tm
                                                                ("item", False)]
     image, text, long_text, item = lines
     assert image["k"] == 3 and image["filters"] == {"colour": ["Blue", "Red"]} and image["results"] <= 3
-    assert set(image["timings_ms"]) == {"preprocess", "embed", "search", "format", "total"}
+    # (detect: the demo focuses photo searches on their main garment, stylishi.focus)
+    assert set(image["timings_ms"]) == {"preprocess", "embed", "search", "format", "total"} | (
+        {"detect"} if service.focus.on else set())
     assert 0 < image["top_score"] <= 1
     assert text["text_chars"] == len(f"{TYPED} red dress") and long_text["error"] == "QueryError"
     assert item["error"] == "QueryError" and "filters" not in item
