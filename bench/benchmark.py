@@ -5,6 +5,7 @@
     .venv/bin/python bench/benchmark.py --quick         # smaller sizes, ≤ 3 min (a smoke run)
     .venv/bin/python bench/benchmark.py --index-only    # index scaling at 50k / 200k / 1M (~7 min)
     .venv/bin/python bench/benchmark.py --look-only     # shop the look alone (~3 min)
+    .venv/bin/python bench/benchmark.py --memory-only   # the app's RSS serving the 50k catalog (~3 min)
 
 Sections: in-process image query per embedding mode (stage timers and process CPU per query); fidelity of each mode
 against fp32; the index build before (serial, fp32) and after (build_index.py's default flags), with its time by
@@ -450,6 +451,70 @@ def gradio_search(base: str, picture: bytes) -> float:
     return (time.perf_counter() - t) * 1000
 
 
+def rest_text_search(base: str, text: str) -> float:
+    """One text search through POST /api/v1/search (a urlencoded form). Returns ms."""
+    import urllib.parse
+
+    t = time.perf_counter()
+    req = urllib.request.Request(f"{base}/api/v1/search", data=urllib.parse.urlencode({"text": text, "k": 10}).encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    results = json.loads(urllib.request.urlopen(req, timeout=60).read())
+    if not results or results[0]["rank"] != 1:
+        raise RuntimeError("a text search returned no results")
+    return (time.perf_counter() - t) * 1000
+
+
+TEXTS = ("red dress", "blue striped shirt for men", "black leather shoes", "a green cap", "navy blue trousers",
+         "white sneakers", "a pink polka dot summer dress with short sleeves", "beige handbag")
+
+
+def memory_steps(pid: int, base: str, pictures: list[bytes], n: int = 20) -> list[tuple[str, float, float]]:
+    """The server's RSS (now, peak) after start-up, after image queries, after text queries, after both again:
+    a tower used only by text queries shows up only once a text query has run."""
+    steps = [("after start-up (warm-up: one image, one text query)", *rss_mb(pid))]
+    for i in range(n):
+        rest_search(base, pictures[i % len(pictures)])
+    steps.append((f"after {n} image queries", *rss_mb(pid)))
+    for i in range(n):
+        rest_text_search(base, TEXTS[i % len(TEXTS)])
+    steps.append((f"after {n} text queries", *rss_mb(pid)))
+    for i in range(n):
+        rest_search(base, pictures[(i + 7) % len(pictures)])
+        rest_text_search(base, TEXTS[(i + 3) % len(TEXTS)])
+    steps.append((f"after {n} more of each", *rss_mb(pid)))
+    return steps
+
+
+def bench_memory(catalog_dir: Path, mode: str, port: int = 7932) -> None:
+    """The app's memory serving the catalog (RSS from /proc), step by step, on a first start (an empty cache: the
+    towers are converted, as on every start of a Space with no persistent disk) and on a second (from the cache)."""
+    from stylishi.demo import demo_items
+
+    pictures = [jpeg(webcam_frame(it.image, i)) for i, it in enumerate(demo_items(limit=16))]
+    runs = {}
+    for start in ("first start", "second start"):
+        proc, ready = start_app(catalog_dir, port, mode)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            runs[start] = (ready, memory_steps(proc.pid, base, pictures),
+                           json.loads(urllib.request.urlopen(base + "/stats", timeout=10).read()))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    out()
+    out(f"## App memory (app.py with the {catalog_dir.name} index, STYLISHI_EMBED_MODE={mode}; RSS of the server "
+        "process from /proc/<pid>/status)")
+    out()
+    for start, (ready, _, stats) in runs.items():
+        out(f"{start}: ready in {ready:.1f} s; /stats embed_mode {stats['embed_mode']}, "
+            f"text_mode {stats.get('text_mode', '-')}")
+    out()
+    out("| step | " + " | ".join(f"{s}: RSS now / peak" for s in runs) + " |")
+    out("|---|" + "---:|" * len(runs))
+    for i, (label, *_) in enumerate(next(iter(runs.values()))[1]):
+        out(f"| {label} | " + " | ".join(f"{r[1][i][1]:.0f} / {r[1][i][2]:.0f} MB" for r in runs.values()) + " |")
+
+
 def rest_search(base: str, picture: bytes) -> float:
     """One image search through POST /api/v1/search: one request. Returns ms."""
     t = time.perf_counter()
@@ -541,9 +606,12 @@ def bench_http(catalog_dir: Path, seconds: float, mode: str, modes: dict, client
         out()
         out(f"gradio_client (download_files=False), 1 client, 10 calls: p50 {pct(lat, 50):.1f} ms, "
             f"p95 {pct(lat, 95):.1f} ms (includes the client's ~50 ms queue polling)")
+        for i in range(20):  # the text tower too: its memory counts only once a text query has run
+            rest_text_search(base, TEXTS[i % len(TEXTS)])
         cur, peak = rss_mb(proc.pid)
         out()
-        out(f"App memory serving {catalog_dir.name}: RSS {cur:.0f} MB now, peak {peak:.0f} MB")
+        out(f"App memory serving {catalog_dir.name} (after image and text queries): RSS {cur:.0f} MB now, "
+            f"peak {peak:.0f} MB")
         stats = json.loads(urllib.request.urlopen(base + "/stats", timeout=10).read())
         out(f"/stats: embed_mode {stats['embed_mode']}, {stats['queries']} queries, {stats['errors']} errors, "
             f"REST queue {stats.get('rest')}")
@@ -643,6 +711,10 @@ def main() -> None:
     ap.add_argument("--skip-http", action="store_true", help="skip the HTTP API section")
     ap.add_argument("--index-only", action="store_true", help="only the index scaling section (50k, 200k, 1M)")
     ap.add_argument("--look-only", action="store_true", help="only the shop-the-look section (~3 min)")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the app's memory serving the catalog, after image and text queries (~3 min)")
+    ap.add_argument("--memory-mode", default="auto", choices=("auto", "fp32", "bf16", "int8", "openvino"),
+                    help="the app's STYLISHI_EMBED_MODE for --memory-only (default auto)")
     ap.add_argument("--tiny", action="store_true", help="a tiny random model: checks the script, measures nothing")
     args = ap.parse_args()
 
@@ -672,6 +744,9 @@ def main() -> None:
         catalog_dir = make_catalog(work, model_dir, n_catalog)
         if args.look_only:
             bench_look(model_dir, catalog_dir, work, 5 if small else 20, tiny=args.tiny)
+            return finish(args, t_all)
+        if args.memory_only:
+            bench_memory(catalog_dir, args.memory_mode)
             return finish(args, t_all)
         modes = bench_modes(model_dir, catalog_dir, 40 if small else 200)
         bench_fidelity(model_dir)
