@@ -91,10 +91,12 @@ class Embedder:
         self.family = families.of_config(model.config)  # the manifest records family.name
         self.dim = self.family.dim(model.config)
         self._fast_image_tower = None  # an OpenVINO-compiled image tower, when that mode is on
+        self._fast_text_tower = None  # an OpenVINO-compiled text tower, when it passed its own fidelity gate
+        self.text_mode = mode  # the text tower's path: fp32, bf16, int8 or openvino (logged, shown in /stats)
         self._model_path: Path | None = None
         self._max_text_tokens = self.family.max_text_tokens(model.config, getattr(processor, "tokenizer", None))
         self.fidelity_cosine: float | None = None  # the image tower's, when a faster path was judged
-        self.text_fidelity_cosine: float | None = None  # the int8 text tower's, when it was kept
+        self.text_fidelity_cosine: float | None = None  # the int8 or OpenVINO text tower's, when it was kept
 
     @classmethod
     def load(cls, model_path: str | Path, *, model_id: str | None = None, revision: str | None = None,
@@ -132,7 +134,7 @@ class Embedder:
         embedder = cls(model, processor, model_id or str(model_path), revision, device, "fp32")
         embedder._model_path = Path(str(model_path))
         if mode == "bf16":
-            embedder.mode = "bf16"
+            embedder.mode = embedder.text_mode = "bf16"
         elif mode != "fp32" and device == "cpu":
             # auto: the fastest faithful CPU path; an explicit mode still has to pass the same check.
             candidates = {"auto": ("openvino", "int8"), "openvino": ("openvino",), "int8": ("int8",)}[mode]
@@ -172,20 +174,27 @@ class Embedder:
         """`[n, dim]` float32 unit vectors in the same space as the pictures."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self.processor(text=list(texts), return_tensors="pt", padding=self.family.text_padding,
-                               truncation=True, max_length=self._max_text_tokens)
-        batch = {k: v.to(self.device) for k, v in batch.items() if k in self.family.text_inputs}
+        batch = self._tokenise(texts)
+        if self._fast_text_tower is not None:
+            return _normalise(torch.from_numpy(self._fast_text_tower.embed({k: v.numpy() for k, v in batch.items()})))
+        batch = {k: v.to(self.device) for k, v in batch.items()}
         with self._autocast():
             out = self.model.get_text_features(**batch)
         return _normalise(_features(out))
+
+    def _tokenise(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The family's text inputs (CLIP: ids and mask, padded to the longest; SigLIP: ids, padded to the full length)."""
+        batch = self.processor(text=list(texts), return_tensors="pt", padding=self.family.text_padding,
+                               truncation=True, max_length=self._max_text_tokens)
+        return {k: v for k, v in batch.items() if k in self.family.text_inputs}
 
     # -- faster CPU paths, kept only when faithful (see stylishi.fidelity) -------------------------------------
     def _try_fast(self, candidate: str, check_fidelity: bool = True, neighbour_gap: float | None = None) -> bool:
         """Switch to a faster CPU path ("openvino" or "int8") if it stays faithful to fp32; True if switched.
 
         Steps: the fp32 reference vectors of the probes; the faster image tower installed; judged against the
-        reference (and undone if it is not faithful); for int8 the text tower too, judged on its own; then the
-        weights the new path no longer needs are released.
+        reference (and undone if it is not faithful); the text tower too (int8 or OpenVINO), judged on its own; then
+        the weights the new path no longer needs are released (with both towers in OpenVINO, the torch model's).
         """
         if candidate == "openvino" and not _openvino_available():
             return False
@@ -197,13 +206,19 @@ class Embedder:
             undo()
             return False
         if candidate == "int8":
-            self._quantise_text_tower(check_fidelity, neighbour_gap)
+            if self._quantise_text_tower(check_fidelity, neighbour_gap):
+                self.text_mode = "int8"
         else:
-            self._drop_torch_image_tower()
-        _release_memory()
+            self._drop_torch_modules(self.family.image_only)
+            if self._compile_text_tower(check_fidelity, neighbour_gap):
+                self.text_mode = "openvino"
+                self._drop_torch_modules(self.family.text_only)  # both towers compiled: torch holds no weights now
+        release_memory()
         self.mode = candidate
         self.fidelity_cosine = verdict.cosine
-        log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f)", candidate, verdict.cosine)
+        log.info("embedding mode %s (cosine to fp32 on probe pictures: %.5f); text tower %s%s", candidate,
+                 verdict.cosine, self.text_mode, "" if self.text_fidelity_cosine is None else
+                 f" (cosine to fp32 on probe texts: {self.text_fidelity_cosine:.5f})")
         return True
 
     def use_image_path(self, mode: str):
@@ -265,9 +280,39 @@ class Embedder:
         self.text_fidelity_cosine = verdict.cosine
         return True
 
-    def _drop_torch_image_tower(self) -> None:
-        """The compiled tower holds its own weights: the torch copy of the image tower is dead weight now."""
-        for name in self.family.image_only:
+    def _compile_text_tower(self, check_fidelity: bool, neighbour_gap: float | None) -> bool:
+        """The text tower through OpenVINO, kept only if its probe texts match fp32's (fidelity.TEXT_MIN_COSINE, and
+        an error well below the gap between the things a text query ranks: the catalog's items, or without a catalog
+        the probe pictures); else torch keeps embedding texts. True if kept."""
+        from . import openvino_backend
+        from .config import cache_dir
+
+        if neighbour_gap is None:  # not the probe texts' own gap: a random text tower maps every text close together
+            neighbour_gap = fidelity.closest_gap(fidelity.reference_vectors(self, "image"))
+        reference = fidelity.reference_vectors(self, "text")
+        key = f"{self.weights_key()}|{openvino_backend.version()}"
+        try:
+            with quiet_framework():
+                self._fast_text_tower = openvino_backend.OpenVINOTextTower(
+                    self.model, self._tokenise(list(fidelity.PROBE_TEXTS[:2])), self.family.text_inputs,
+                    cache=cache_dir(), key=key, threads=torch.get_num_threads())
+        except Exception as exc:  # noqa: BLE001 - a tower OpenVINO cannot convert is not an error: torch embeds texts
+            log.info("the OpenVINO text tower of %s could not be made (%s): texts stay in fp32", self.model_id, exc)
+            self._fast_text_tower = None
+            return False
+        verdict = fidelity.judge("text", reference, fidelity.embed_probes(self, "text"), neighbour_gap,
+                                 min_cosine=fidelity.TEXT_MIN_COSINE)
+        if not verdict.faithful and check_fidelity:
+            log.info("OpenVINO text embeddings of %s are not faithful enough (%s): the text tower stays fp32",
+                     self.model_id, verdict)
+            self._fast_text_tower = None
+            return False
+        self.text_fidelity_cosine = verdict.cosine
+        return True
+
+    def _drop_torch_modules(self, names: Sequence[str]) -> None:
+        """A compiled tower holds its own weights: the torch copy of that tower is dead weight now."""
+        for name in names:
             if hasattr(self.model, name):
                 setattr(self.model, name, None)
 
@@ -302,7 +347,7 @@ def _openvino_available() -> bool:
     return False
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Hand freed heap back to the OS (conversion and quantisation leave large transient buffers behind)."""
     import ctypes
     import gc

@@ -24,6 +24,7 @@ class Family:
     text_padding: bool | str  # the tokenizer's padding: True (to the longest text) or "max_length"
     text_inputs: tuple[str, ...]  # what get_text_features is given of the tokenizer's output
     image_only: tuple[str, ...]  # modules only the image tower uses (dropped once a compiled tower replaces them)
+    text_only: tuple[str, ...]  # the same for the text tower
     text_tower: str = "text_model"  # the module int8 quantises for text
     image_tower: str = "vision_model"  # the module int8 quantises for pictures
 
@@ -42,9 +43,9 @@ class Family:
 
 
 CLIP = Family("clip", "CLIP", text_padding=True, text_inputs=("input_ids", "attention_mask"),
-              image_only=("vision_model", "visual_projection"))
+              image_only=("vision_model", "visual_projection"), text_only=("text_model", "text_projection"))
 SIGLIP = Family("siglip", "SigLIP", text_padding="max_length", text_inputs=("input_ids",),
-                image_only=("vision_model",))
+                image_only=("vision_model",), text_only=("text_model",))
 FAMILIES = {f.name: f for f in (CLIP, SIGLIP)}
 DEFAULT = "clip"  # indexes written before the manifest recorded a family were all built with CLIP
 
@@ -56,7 +57,7 @@ def of_config(config: Any) -> Family:
     if known is not None:
         return known
     return Family(model_type, model_type, text_padding=True, text_inputs=("input_ids", "attention_mask"),
-                  image_only=("vision_model", "visual_projection"))
+                  image_only=("vision_model", "visual_projection"), text_only=("text_model", "text_projection"))
 
 
 def of_manifest(manifest: dict[str, Any]) -> str:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MIN_COSINE = 0.99
 # ...and its error (1 - cosine) below this share of the gap between neighbouring catalog items.
 GAP_SHARE = 0.25
+# The OpenVINO text tower must be closer still: it replaces torch's for every text query (and lets the torch model go).
+TEXT_MIN_COSINE = 0.999
 PROBE_VERSION = "probes-v2"
 PROBE_PICTURES = 7  # how many probe_pictures() makes
 # Near neighbours (one word apart) as well as far ones, like the queries a shop gets.
@@ -113,15 +115,21 @@ def embed_probes(embedder: "Embedder", tower: str) -> np.ndarray:
     return embedder.embed_images(probe_pictures())
 
 
-def judge(tower: str, reference: np.ndarray, candidate: np.ndarray, neighbour_gap: float | None = None) -> Verdict:
-    """Faithful: every probe at cosine >= MIN_COSINE to fp32, and an error well below the gap between neighbours:
+def judge(tower: str, reference: np.ndarray, candidate: np.ndarray, neighbour_gap: float | None = None,
+          min_cosine: float = MIN_COSINE) -> Verdict:
+    """Faithful: every probe at cosine >= `min_cosine` to fp32, and an error well below the gap between neighbours:
     the catalog's (`Catalog.neighbour_gap`) or, without a catalog, the one between the closest probes."""
     cosine = float(np.min(np.sum(reference * candidate, axis=1)))
     if neighbour_gap is None:
-        gram = reference @ reference.T
-        neighbour_gap = 1 - float(np.max(gram[~np.eye(len(reference), dtype=bool)]))
-    faithful = cosine >= MIN_COSINE and (1 - cosine) < GAP_SHARE * neighbour_gap
+        neighbour_gap = closest_gap(reference)
+    faithful = cosine >= min_cosine and (1 - cosine) < GAP_SHARE * neighbour_gap
     return Verdict(tower, cosine, float(neighbour_gap), faithful)
+
+
+def closest_gap(vectors: np.ndarray) -> float:
+    """1 - cosine between the two closest of these unit vectors."""
+    gram = vectors @ vectors.T
+    return 1 - float(np.max(gram[~np.eye(len(vectors), dtype=bool)]))
 
 
 def catalog_cosine(embedder: "Embedder", catalog: "Catalog", sample: int = 4) -> float | None:
