@@ -295,8 +295,10 @@ def build(records: Iterable[Record], embedder: Embedder, out: str | Path, *, lim
 
     workers: threads that decode, thumbnail and preprocess ahead of the embedding (default: one per core, at most
     4; 0 = all in one thread, the old serial build).
-    fast: embed through the fastest image path that the build gate finds faithful to fp32 on the catalog's own first
-    pictures (stylishi.build_gate; `build_index.py`'s default), else fp32. Needs an fp32 embedder.
+    fast: embed through the fastest image path that passes the build gate (stylishi.build_gate: a pre-check on the
+    first pictures, then neighbourhoods across the whole catalog; `build_index.py`'s default), else fp32 (a path that
+    fails the catalog gate is undone and the records embedded again in fp32, so they must be readable twice: a list,
+    a FolderSource, not a one-shot iterator, which is embedded in fp32). Needs an fp32 embedder.
 
     milvus: {"uri", "collection"} also writes the vectors into that Milvus collection, which the app then searches.
     ray: decode and embed on a Ray cluster ("local" starts one here; else its address), see stylishi.ray_build.
@@ -323,6 +325,10 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
            fast: bool = False) -> BuildReport:
     t0 = time.perf_counter()
     clock = _StageClock()
+    if fast and isinstance(records, Iterator):
+        log.info("build: the source can be read only once, so a fast path failing the catalog gate could not be "
+                 "undone: embedding in fp32")
+        fast = False
     if ray:
         from .ray_build import embed_on_ray
 
@@ -331,6 +337,13 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
     else:
         embedded = _embed_here(records, embedder, limit=limit, batch_size=batch_size, progress=progress, seed=seed,
                                workers=workers, fast=fast, clock=clock)
+        if embedded.redo:  # the fast path failed the catalog gate: the catalog again, in fp32
+            t_redo = time.perf_counter()
+            again = _embed_here(records, embedder, limit=limit, batch_size=batch_size, progress=progress, seed=seed,
+                                workers=workers, fast=False, clock=_StageClock())
+            again.gate = embedded.gate
+            embedded = again
+            clock.seconds["fp32 pass after a failed gate (wall)"] = time.perf_counter() - t_redo
     clock.seconds["embedding pass (wall)"] = time.perf_counter() - t0
     return _finish_build(records, embedder, out, embedded, t0=t0, factory=factory, source=source, seed=seed,
                          calibrate=calibrate, milvus=milvus, clock=clock)
@@ -347,6 +360,7 @@ class Embedded:
     sample: list[tuple[str, Any]]  # (id, picture) to validate the finished index with
     embed_mode: str = "fp32"  # the image path that made the vectors
     gate: list = field(default_factory=list)  # build_gate.GateVerdict of each faster path judged
+    redo: bool = False  # the fast path failed the catalog gate: these vectors must not be written
 
 
 def reservoir_sample(n_items: int, seed: int, size: int = 0) -> list[int]:
@@ -418,8 +432,9 @@ def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | N
                 progress: bool, seed: int, workers: int = 0, fast: bool = False,
                 clock: _StageClock | None = None) -> Embedded:
     """Decode, thumbnail and preprocess on `workers` threads (0: in this thread), `2 * batch_size` records ahead,
-    while this thread embeds batches in record order. fast: the first SAMPLE pictures are embedded in fp32 and on
-    each faster path; the first path the build gate (stylishi.build_gate) finds faithful embeds the catalog."""
+    while this thread embeds batches in record order. fast: the first PRECHECK pictures are embedded in fp32 and on
+    each faster path; the first path that passes that pre-check embeds the catalog, then the catalog gate judges it
+    across the whole catalog (stylishi.build_gate); `redo` says it failed (the embedder is back in fp32)."""
     import torch
 
     from . import build_gate
@@ -436,7 +451,7 @@ def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | N
     bar = tqdm(total=min(known, default=None), unit="img", desc="embedding", disable=not progress, dynamic_ncols=True)
     batch: list[tuple[Record, _Prepared]] = []
     held: list[tuple[Record, _Prepared]] = []  # the gate's sample, until it is judged
-    gate = {"pending": fast, "verdicts": [], "mode": embedder.mode}
+    gate = {"pending": fast, "verdicts": [], "mode": embedder.mode, "back": None}
 
     def embed(prepared: list[_Prepared]) -> np.ndarray:
         with clock.stage("embed"):
@@ -472,11 +487,11 @@ def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | N
                         log.info("build: %s path unavailable (%s)", mode, exc)
                         continue
                 candidate = [embed([p for _, p in c]) for c in chunks]
-                verdict = build_gate.judge(mode, np.concatenate(reference), np.concatenate(candidate))
+                verdict = build_gate.precheck(mode, np.concatenate(reference), np.concatenate(candidate))
                 gate["verdicts"].append(verdict)
                 log.info("build gate: %s", verdict)
                 if verdict.faithful:
-                    chosen = candidate
+                    chosen, gate["back"] = candidate, back
                     break
                 back()
         gate["mode"] = embedder.mode
@@ -490,7 +505,7 @@ def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | N
         if gate["pending"]:
             held.extend(batch)
             batch.clear()
-            if len(held) >= build_gate.SAMPLE:
+            if len(held) >= build_gate.PRECHECK:
                 judge_held()
             return
         keep(list(batch), embed([p for _, p in batch]))
@@ -541,8 +556,39 @@ def _embed_here(records: Iterable[Record], embedder: Embedder, *, limit: int | N
     if not rows:
         raise StyliShiError("No readable images were found, so there is nothing to index. "
                             f"Skipped: {skipped or 'nothing (the source was empty)'}.")
-    return Embedded(vectors=np.concatenate(vectors), rows=rows, thumbs=thumbs, skipped=skipped, sample=sample,
-                    embed_mode=gate["mode"], gate=gate["verdicts"])
+    embedded = Embedded(vectors=np.concatenate(vectors), rows=rows, thumbs=thumbs, skipped=skipped, sample=sample,
+                        embed_mode=gate["mode"], gate=gate["verdicts"])
+    if gate["back"] is not None:
+        with clock.stage("gate (catalog)"):
+            _catalog_gate(embedded, embedder, gate["back"], batch_size=batch_size, seed=seed)
+    return embedded
+
+
+def _catalog_gate(embedded: Embedded, embedder: Embedder, back: Callable[[], None], *, batch_size: int,
+                  seed: int) -> None:
+    """Judge the fast path that embedded the catalog on neighbourhoods across it (stylishi.build_gate), from the
+    catalog's own thumbnails through both paths. Faithful: the fast path stays on (calibration and validation use
+    the catalog's path). Not: the embedder goes back to fp32 and `embedded.redo` is set."""
+    from . import build_gate
+
+    mode = embedded.embed_mode
+    anchors, rows = build_gate.neighbourhoods(embedded.vectors, seed=seed)
+    pictures = [load_image(embedded.thumbs[r]) for r in rows.tolist()]
+
+    def vectors() -> np.ndarray:
+        return np.concatenate([embedder.embed_images(pictures[i:i + batch_size])
+                               for i in range(0, len(pictures), batch_size)])
+
+    candidate = vectors()
+    back()
+    reference = vectors()
+    verdict = build_gate.judge(mode, reference, candidate, len(anchors), len(embedded.vectors))
+    embedded.gate.append(verdict)
+    log.info("build gate: %s", verdict)
+    if verdict.faithful:
+        embedder.use_image_path(mode)
+    else:
+        embedded.embed_mode, embedded.redo = "fp32", True
 
 
 def _fast_paths(embedder: Embedder) -> tuple[str, ...]:
@@ -603,13 +649,23 @@ def build_from_dataset(dataset: str, embedder: Embedder, out: str | Path, *, spl
     What `build_index.py --dataset` and the app's starter index both do. The manifest's source records the dataset,
     split, revision, licence and limit (plus `source`'s own keys); `on_record(n)` hears each record read.
     """
-    records: Iterable[Record] = dataset_records(dataset, split=split, revision=revision)
-    if on_record is not None:
-        records = _tapped(records, on_record)
+    records = _Replayable(lambda: dataset_records(dataset, split=split, revision=revision), on_record)
     facts = {"kind": "hub-dataset", "id": dataset, "split": split, "revision": revision, "licence": licence,
              "limit": limit, **(source or {})}
     return build(records, embedder, out, limit=limit, batch_size=batch_size, factory=factory, source=facts,
                  progress=progress, milvus=milvus, ray=ray, fast=fast)
+
+
+class _Replayable:
+    """A dataset's records, read again from the start each time they are iterated (a second pass re-reads the
+    stream): what lets a build undo a fast path that failed its catalog gate."""
+
+    def __init__(self, read: Callable[[], Iterator[Record]], on_record: Callable[[int], None] | None = None):
+        self._read, self._on_record = read, on_record
+
+    def __iter__(self) -> Iterator[Record]:
+        records = self._read()
+        return _tapped(records, self._on_record) if self._on_record is not None else records
 
 
 def _tapped(records: Iterable[Record], on_record: Callable[[int], None]) -> Iterator[Record]:
