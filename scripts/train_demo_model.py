@@ -3,6 +3,8 @@
 
     python scripts/train_demo_model.py            # the shipped model: seeded; ~75 minutes on 2 CPU cores
     python scripts/train_demo_model.py --steps 5 --pool 64 --out /tmp/m --no-eval   # a smoke run, seconds
+    python scripts/train_demo_model.py --init data/demo_model --lr 5e-4 --clean-steps 0 --steps 8000 --out /tmp/m
+                                                  # go on training a saved model (tried: no gain, README)
 
 What it learns from: 8,000 garments drawn by `stylishi.demo.garment_picture` from the *training* seed range (never
 the catalog's or the held-out queries'), each as a clean product shot and three camera-like shots
@@ -267,8 +269,14 @@ def train(args) -> Path:
     np.random.seed(args.seed)
     out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="demo_model_"))
-    tokenizer = train_tokenizer(work / "tok")
-    model = new_model(tokenizer, args.seed)
+    if args.init:  # go on from a saved model (its weights and tokenizer); the prototypes start afresh
+        from transformers import CLIPModel, CLIPTokenizer
+
+        tokenizer = CLIPTokenizer.from_pretrained(args.init)
+        model = CLIPModel.from_pretrained(args.init)
+    else:
+        tokenizer = train_tokenizer(work / "tok")
+        model = new_model(tokenizer, args.seed)
     metas, views = make_pool(args.pool, args.workers, args.pool_cache, args.pool_size or IMAGE_SIZE)
     groups: dict = {}
     for i, m in enumerate(metas):
@@ -346,9 +354,18 @@ def train(args) -> Path:
         "aux_weight": args.aux_weight, "kind_weights": args.kind_weights, "image_weight": args.image_weight,
         "clean_steps": args.clean_steps, "shot_prob": args.shot_prob, "ramp_steps": args.ramp_steps,
         "image_size": IMAGE_SIZE, "patch": PATCH, "dim": DIM, "vision": VISION, "text": TEXT,
-        "seconds": round(time.perf_counter() - t0), "seed_range": SEEDS["training"]})
+        "seconds": round(time.perf_counter() - t0), "seed_range": SEEDS["training"],
+        "init": _init_record(args.init)})
     log.info("wrote %s", out)
     return out
+
+
+def _init_record(init: str | None) -> dict | None:
+    """How the model this run went on from was made (its TRAINING.json), so the chain is on record."""
+    if not init:
+        return None
+    path = Path(init) / "TRAINING.json"
+    return {"from": str(init), **(json.loads(path.read_text()) if path.exists() else {})}
 
 
 # -- a quick measurement on the demo catalog --------------------------------------------------------------------
@@ -412,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shot-prob", type=float, default=0.9, help="share of second views that are camera shots")
     ap.add_argument("--pool-size", type=int, default=0, help="picture size of a cached pool (default: the input)")
     ap.add_argument("--pool-cache", default=None, help="a folder to keep the drawn training pictures in")
+    ap.add_argument("--init", default=None, help="go on training this saved model (a folder made by this script)")
     ap.add_argument("--checkpoint-every", type=int, default=0, help="also save the model every N steps (to OUT-stepN)")
     ap.add_argument("--no-eval", action="store_true", help="skip the measurement on the demo catalog")
     args = ap.parse_args(argv)
