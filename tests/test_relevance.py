@@ -6,6 +6,7 @@ of the training script.
 """
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
@@ -156,3 +157,14 @@ def test_training_script_runs_end_to_end(tmp_path):
     emb = Embedder.load(out, device="cpu", mode="fp32")
     assert emb.embed_images([garment_picture("Heels", "Red", "Solid")]).shape == (1, 64)
     assert emb.embed_texts(["red heels"]).shape == (1, 64)
+
+    # --init goes on from that model: its tokenizer is kept, and the record names what it went on from
+    more = tmp_path / "more"
+    done = subprocess.run([sys.executable, "scripts/train_demo_model.py", "--init", str(out), "--steps", "2", "--pool",
+                           "48", "--groups", "2", "--per-group", "4", "--workers", "1", "--no-eval", "--out",
+                           str(more)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((more / "TRAINING.json").read_text())
+    assert record["init"]["from"] == str(out) and record["init"]["steps"] == 2
+    assert (more / "tokenizer.json").read_text() == (out / "tokenizer.json").read_text()
+    assert Embedder.load(more, device="cpu", mode="fp32").embed_texts(["red heels"]).shape == (1, 64)
