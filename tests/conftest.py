@@ -78,3 +78,12 @@ def dup_index(demo_index, tmp_path_factory) -> Path:
     report = build(folder_records(pictures), embedder, out, progress=False, calibrate=False)
     assert report.validation_passed == report.validated > 0
     return out
+
+
+@pytest.fixture(scope="module")
+def app_url(service):
+    """The app as main() builds it, launched in this process for one module's browser tests; its URL."""
+    from tests.browsing import serve_page
+
+    with serve_page(service) as url:
+        yield url

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.browsing import BROWSER_MARKS, CAMERA, CHROMIUM, QUIET, serve_page, take_snapshot, write_y4m
+from tests.browsing import BROWSER_MARKS, CAMERA, CHROMIUM, QUIET, take_snapshot, write_y4m
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,12 +30,6 @@ pytestmark = BROWSER_MARKS
 
 
 # -- servers --------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def app_url(service):
-    with serve_page(service) as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def other_site(app_url, tmp_path_factory):
     """A static site on another port that embeds the app: an iframe page and a <gradio-app> page."""

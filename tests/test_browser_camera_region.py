@@ -4,21 +4,14 @@ one garment turns the results to it, as on an uploaded photo (the same element t
 """
 from __future__ import annotations
 
-import pytest
 from PIL import Image
 
-from tests.browsing import BROWSER_MARKS, CAMERA, chromium_page, serve_page, take_snapshot, write_y4m
+from tests.browsing import BROWSER_MARKS, CAMERA, chromium_page, take_snapshot, write_y4m
 from tests.test_browser_region import LEFT, RIGHT, colours, drag, scene, wait_for_new_results
 
 TIMEOUT_MS = 20_000
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture(scope="module")
-def app_url(service):
-    with serve_page(service) as url:
-        yield url
 
 
 def test_dragging_a_region_on_a_webcam_snapshot(app_url, tmp_path):

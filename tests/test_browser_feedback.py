@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browsing import BROWSER_MARKS, chromium_page, serve_page
+from tests.browsing import BROWSER_MARKS, chromium_page
 
 TIMEOUT_MS = 30_000
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture(scope="module")
-def app_url(service):
-    with serve_page(service) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

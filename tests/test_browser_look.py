@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stylishi.scenes import scene
-from tests.browsing import BROWSER_MARKS, CAMERA, chromium_page, serve_page, take_snapshot, write_y4m
+from tests.browsing import BROWSER_MARKS, CAMERA, chromium_page, take_snapshot, write_y4m
 from tests.test_look import HELD_OUT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,6 @@ TIMEOUT_MS = 30_000
 SCENE = HELD_OUT + 3
 
 pytestmark = BROWSER_MARKS
-
-
-@pytest.fixture(scope="module")
-def app_url(service):
-    with serve_page(service) as url:
-        yield url
 
 
 @pytest.fixture

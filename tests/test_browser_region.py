@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from stylishi.demo import SEEDS, garment_picture
-from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET, serve_page
+from tests.browsing import BROWSER_MARKS, CHROMIUM, QUIET
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,12 +31,6 @@ def scene(path: Path) -> Path:
     canvas.paste(garment_picture(*RIGHT, seed=seed + 1), (224, 0))
     canvas.save(path)
     return path
-
-
-@pytest.fixture(scope="module")
-def app_url(service):
-    with serve_page(service) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
