@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from .config import FOCUS_SETTINGS
 from .errors import StyliShiError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -448,7 +449,7 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu (default: the milliseconds are CPU ones), cuda or auto")
     p.add_argument("--calibrate", action="store_true", help="also fit the %% match calibration and store it in the "
                    "index's manifest (a local index folder only)")
-    p.add_argument("--focus", default=None, choices=("auto", "on", "off"),
+    p.add_argument("--focus", default=None, choices=FOCUS_SETTINGS,
                    help="photo queries also look at their main garment (STYLISHI_FOCUS; default auto: as the app "
                         "serves this index)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

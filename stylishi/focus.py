@@ -23,7 +23,6 @@ import numpy as np
 from PIL import Image
 
 from . import region
-from .config import FOCUS_SETTINGS
 from .errors import ModelError
 from .look import DEMO_DETECTOR, DetectorChoice, Looker, widened
 
