@@ -182,17 +182,31 @@ def training_item(i: int) -> tuple[dict, np.ndarray]:
     return meta, np.stack(views)
 
 
+POOL_CHUNK = 8000  # training items per cached file (a larger pool reuses the files of a smaller one)
+
+
 def make_pool(n: int, workers: int, cache: str | None = None, size: int | None = None) -> tuple[list[dict], np.ndarray]:
+    """Training items 0..n-1, drawn (or read back from --pool-cache) in chunks of POOL_CHUNK."""
+    metas, views = [], []
+    for start in range(0, n, POOL_CHUNK):
+        m, v = _pool_chunk(start, min(POOL_CHUNK, n - start), workers, cache, size)
+        metas += m
+        views.append(v)
+    return metas, np.concatenate(views)
+
+
+def _pool_chunk(start: int, n: int, workers: int, cache: str | None, size: int | None):
     t0 = time.perf_counter()
-    path = Path(cache) / f"pool-v2-{n}-{size or IMAGE_SIZE}-{SHOTS}shots.npz" if cache else None  # v2: room-like clutter
+    name = f"{n}" if start == 0 else f"{start}+{n}"
+    path = Path(cache) / f"pool-v2-{name}-{size or IMAGE_SIZE}-{SHOTS}shots.npz" if cache else None  # v2: room-like
     if path and path.exists():
         data = np.load(path, allow_pickle=False)
         return json.loads(str(data["metas"])), data["views"]
     if workers > 1:
         with mp.get_context("fork").Pool(workers) as pool:
-            out = pool.map(training_item, range(n), chunksize=64)
+            out = pool.map(training_item, range(start, start + n), chunksize=64)
     else:
-        out = [training_item(i) for i in range(n)]
+        out = [training_item(i) for i in range(start, start + n)]
     log.info("drew %d training items (%d pictures) in %.0f s", n, (1 + SHOTS) * n, time.perf_counter() - t0)
     metas, views = [m for m, _ in out], np.stack([v for _, v in out])
     if path:
