@@ -167,6 +167,11 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.embed_pixels(self.preprocess(images))
 
+    def batching(self) -> dict | None:
+        """How concurrent picture queries were batched (the OpenVINO tower's micro-batcher), or None."""
+        batcher = getattr(self._fast_image_tower, "batcher", None)
+        return batcher.snapshot() if batcher is not None else None
+
     # -- text ---------------------------------------------------------------------------------------------
     @gpu_method
     @torch.inference_mode()
@@ -259,7 +264,8 @@ class Embedder:
         key = f"{self.weights_key()}|{openvino_backend.version()}"
         with quiet_framework():
             self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
-                                                                         threads=torch.get_num_threads())
+                                                                         threads=torch.get_num_threads(),
+                                                                         source=self._weights_source())
         log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
 
         def undo() -> None:
@@ -295,7 +301,7 @@ class Embedder:
             with quiet_framework():
                 self._fast_text_tower = openvino_backend.OpenVINOTextTower(
                     self.model, self._tokenise(list(fidelity.PROBE_TEXTS[:2])), self.family.text_inputs,
-                    cache=cache_dir(), key=key, threads=torch.get_num_threads())
+                    cache=cache_dir(), key=key, threads=torch.get_num_threads(), source=self._weights_source())
         except Exception as exc:  # noqa: BLE001 - a tower OpenVINO cannot convert is not an error: torch embeds texts
             log.info("the OpenVINO text tower of %s could not be made (%s): texts stay in fp32", self.model_id, exc)
             self._fast_text_tower = None
@@ -315,6 +321,16 @@ class Embedder:
         for name in names:
             if hasattr(self.model, name):
                 setattr(self.model, name, None)
+        left = [*self.model.parameters(), *self.model.buffers()]
+        if sum(t.numel() for t in left) <= 1_000_000:
+            # What is left (the logit scale) is a view into the weight file's map, and it would keep all of it, with
+            # every page the fp32 probes read (~0.5 GB for a ViT-B/32), resident: a copy of its own lets the map go.
+            for t in left:
+                t.data = t.data.clone()
+
+    def _weights_source(self) -> tuple[str, str | None] | None:
+        """Where a child process finds these weights (to convert a tower there), or None: convert in process."""
+        return (str(self._model_path), self.revision) if self._model_path is not None else None
 
     def weights_key(self) -> str:
         """What identifies the weights: id and revision, plus the weight file's path, size and time if local."""

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -60,10 +63,15 @@ class _TextTower(torch.nn.Module):
 
 
 class _CompiledTower:
-    """One tower's IR converted once (cached), compiled for the CPU, warmed up, its mapped weight pages dropped."""
+    """One tower's IR converted once (cached), compiled for the CPU, warmed up, its mapped weight pages dropped.
+
+    source: (model folder or Hub id, revision) of the weights behind `module`. With it, the conversion runs in a
+    child process that loads those weights itself: converting leaves ~0.5 GB of heap behind in the process that did
+    it (BENCHMARKS.md), and a first start (every start of a Space without persistent storage) would keep it."""
 
     def __init__(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], *, cache: Path, key: str,
-                 name: str, threads: int = 0):
+                 name: str, threads: int = 0, source: tuple[str, str | None] | None = None,
+                 inputs: Sequence[str] = ()):
         import openvino as ov
 
         core = ov.Core()
@@ -71,14 +79,15 @@ class _CompiledTower:
         folder = root / hashlib.sha256(key.encode()).hexdigest()[:16]
         xml = folder / f"{name}.xml"
         if not xml.exists():
-            with torch.inference_mode():
-                ov_model = ov.convert_model(module.eval(), example_input=example)
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f"{name}.{os.getpid()}.xml"
-            ov.save_model(ov_model, str(tmp), compress_to_fp16=True)  # bf16 compute anyway; half the memory
+            if source is None or not convert_in_child(source, name, example, inputs, tmp, threads):
+                with torch.inference_mode():
+                    ov_model = ov.convert_model(module.eval(), example_input=example)
+                ov.save_model(ov_model, str(tmp), compress_to_fp16=True)  # bf16 compute anyway; half the memory
+                del ov_model
             tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
             tmp.replace(xml)
-            del ov_model
         # Always compile from the saved fp16 IR: the in-memory conversion holds fp32 weights twice over.
         ov_model = core.read_model(str(xml))
         config = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(root / "compiled")}
@@ -100,25 +109,32 @@ class _CompiledTower:
 
 
 class OpenVINOImageTower(_CompiledTower):
-    """Callable: float32 pixel batch [n, 3, h, w] → unnormalised image features [n, dim]."""
+    """Callable: float32 pixel batch [n, 3, h, w] → unnormalised image features [n, dim]. Queries that arrive while
+    a pass runs are run together in the next one (stylishi.batching): up to MAX_BATCH pictures."""
 
-    def __init__(self, model, *, cache: Path, key: str, threads: int = 0):
+    MAX_BATCH = 8
+
+    def __init__(self, model, *, cache: Path, key: str, threads: int = 0,
+                 source: tuple[str, str | None] | None = None):
+        from .batching import MicroBatcher
+
         size = int(model.config.vision_config.image_size)
+        self.batcher = MicroBatcher(super().__call__, max_rows=self.MAX_BATCH)
         super().__init__(_ImageTower(model), (torch.zeros(1, 3, size, size),), cache=cache, key=key,
-                         name="image_tower", threads=threads)
+                         name="image_tower", threads=threads, source=source)
 
     def __call__(self, pixel_values: np.ndarray) -> np.ndarray:  # type: ignore[override]
-        return super().__call__(np.asarray(pixel_values, dtype=np.float32))
+        return self.batcher(np.asarray(pixel_values, dtype=np.float32))
 
 
 class OpenVINOTextTower(_CompiledTower):
     """Callable: the tokenizer's int64 arrays (the family's `text_inputs`, in order) → unnormalised text features."""
 
     def __init__(self, model, example: dict[str, torch.Tensor], inputs: Sequence[str], *, cache: Path, key: str,
-                 threads: int = 0):
+                 threads: int = 0, source: tuple[str, str | None] | None = None):
         self.inputs = tuple(inputs)
         super().__init__(_TextTower(model, self.inputs), tuple(example[name] for name in self.inputs), cache=cache,
-                         key=key, name="text_tower", threads=threads)
+                         key=key, name="text_tower", threads=threads, source=source, inputs=self.inputs)
 
     def embed(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self(*(np.asarray(batch[name], dtype=np.int64) for name in self.inputs))
@@ -146,8 +162,56 @@ def _drop_mapped_pages(root: Path) -> int:
     return dropped
 
 
+def convert_in_child(source: tuple[str, str | None], name: str, example: tuple[torch.Tensor, ...],
+                     inputs: Sequence[str], xml: Path, threads: int = 0) -> bool:
+    """Convert a tower to an fp16 IR at `xml` in a child process (`python -m stylishi.openvino_backend`, the job as
+    JSON on stdin: plain data, no pickle). False, with the reason logged, if that did not work: the caller then
+    converts in process, as before."""
+    job = {"model": source[0], "revision": source[1], "tower": name, "inputs": list(inputs), "xml": str(xml),
+           "threads": int(threads),
+           "example": [{"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape), "data": t.flatten().tolist()}
+                       for t in example]}
+    try:
+        done = subprocess.run([sys.executable, "-m", "stylishi.openvino_backend"], input=json.dumps(job), text=True,
+                              capture_output=True, timeout=CHILD_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("converting the %s in a child process failed (%s); converting here", name, exc)
+        return False
+    if done.returncode != 0 or not xml.exists():
+        log.warning("converting the %s in a child process failed (exit %s: %s); converting here", name,
+                    done.returncode, (done.stderr.strip().splitlines() or ["no message"])[-1])
+        return False
+    return True
+
+
+CHILD_TIMEOUT_S = 1800  # a ViT-B/16 converts in ~1 min on 2 cores; this only stops a child that hangs
+
+
+def _convert_job(job: dict) -> None:
+    """The child's side of convert_in_child: load the weights, wrap the tower, convert, save."""
+    import openvino as ov
+    from transformers import AutoModel
+
+    from .embedder import quiet_framework
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    with quiet_framework():
+        model = AutoModel.from_pretrained(job["model"], revision=job["revision"], use_safetensors=True).eval()
+        module = _ImageTower(model) if job["tower"] == "image_tower" else _TextTower(model, job["inputs"])
+        example = tuple(torch.tensor(e["data"], dtype=getattr(torch, e["dtype"])).reshape(e["shape"])
+                        for e in job["example"])
+        with torch.inference_mode():
+            ov_model = ov.convert_model(module, example_input=example)
+    ov.save_model(ov_model, job["xml"], compress_to_fp16=True)
+
+
 def version() -> str:
     """Part of the cache key: a new OpenVINO (or IR layout) converts again."""
     import openvino
 
     return f"openvino-{openvino.__version__}-fp16-ir"
+
+
+if __name__ == "__main__":  # the child of convert_in_child
+    _convert_job(json.loads(sys.stdin.read()))

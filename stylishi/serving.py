@@ -45,7 +45,7 @@ def service_stats(service: SearchService) -> dict[str, Any]:
     build = manifest.get("build") if isinstance(manifest.get("build"), dict) else {}
     return {**service.metrics.snapshot(), "catalog_items": len(service.catalog),
             "embed_mode": service.embedder.mode, "text_mode": service.embedder.text_mode,
-            "device": service.embedder.device,
+            "device": service.embedder.device, "image_batching": service.embedder.batching(),
             # how the catalog's own vectors were made (fp32, or the fast path its build gate accepted)
             "catalog_embed_mode": str((manifest.get("model") or {}).get("mode", "fp32")),
             "catalog_build_gate": build.get("gate") or None,
