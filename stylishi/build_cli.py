@@ -1,7 +1,7 @@
 """Build a StyliShi catalog index from a Hub dataset, a local image folder, or the offline demo.
 
 Examples:
-  python build_index.py --demo --out demo_index                      # offline: garments + tiny random CLIP
+  python build_index.py --demo --out demo_index                      # offline: garments + the trained tiny CLIP
   python build_index.py --images photos/ --out my_index              # a folder (+ optional metadata.csv)
   python build_index.py --dataset ashraq/fashion-product-images-small --limit 2000 --out fashion_2k
 
@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
                      help="local folder of JPEG/PNG/WebP pictures, any depth; an optional metadata.csv with a "
                           "file_name column (paths relative to DIR) adds id, name, category, colour, gender, ...")
     src.add_argument("--demo", action="store_true",
-                     help="offline demo: generate garment pictures and a tiny random CLIP under --out, then build")
+                     help="offline demo: generate garment pictures, copy the trained tiny CLIP (data/demo_model) "
+                          "under --out, then build")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the index artifact to")
     p.add_argument("--split", default="train", help="dataset split (default: train)")
     p.add_argument("--revision", default=None, help="dataset revision (branch, tag or commit) to read")

@@ -22,6 +22,7 @@ DEFAULT_INDEX_REPO = "stylishi/fashion-product-index"
 EMBED_MODES = ("auto", "fp32", "bf16", "int8", "openvino")
 # What to serve when the index cannot be had: nothing else, a starter index (Hub indexes), or also the offline demo.
 FALLBACKS = ("none", "starter", "demo")
+SEARCHES_AT_ONCE = 2  # default of STYLISHI_SEARCHES_AT_ONCE (Limits.searches_at_once)
 FOCUS_SETTINGS = ("auto", "on", "off")  # photo searches focused on their main garment (stylishi.focus)
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -160,6 +161,10 @@ class Limits:
     # Requests that do work (POSTs: uploads, queries) per client address and minute, in bursts of a fifth of it;
     # over it the app answers 429 with a sentence. 0 = no limit. Behind a proxy all visitors share its address.
     requests_per_minute: int = field(default_factory=lambda: _env_int("STYLISHI_RATE_LIMIT", 300))
+    # Searches run at once (per route: the page and Gradio API share one queue, the REST route has its own); more
+    # wait their turn. Picture queries running together share one pass of the image tower (stylishi.batching).
+    searches_at_once: int = field(default_factory=lambda: _env_int("STYLISHI_SEARCHES_AT_ONCE", SEARCHES_AT_ONCE,
+                                                                   minimum=1))
 
 
 @dataclass(frozen=True)

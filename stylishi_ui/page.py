@@ -30,7 +30,6 @@ QUEUE_MAX = 64  # queries waiting beyond this are refused ("queue is full") inst
 LIVE_EVERY_S = 0.5
 LIVE_TIME_LIMIT_S = 60
 LIVE_CONCURRENCY = 2
-SEARCH_CONCURRENCY = 2
 PICTURES = (".jpg", ".jpeg", ".png", ".webp")
 # Rear camera on phones (pointing at a garment); not mirrored, so the query is the garment as it is.
 WEBCAM = gr.WebcamOptions(mirror=False, constraints={"video": {"facingMode": {"ideal": "environment"},
@@ -55,13 +54,15 @@ def upload_janitor(demo: gr.Blocks, after_s: float, spare: list[Path]) -> Upload
                          on_delete=lambda path: compat.untrack_upload(demo, path))
 
 def build_app(service, *, examples_dir: Path | None = EXAMPLES_DIR, live_time_limit: int = LIVE_TIME_LIMIT_S,
-              concurrency: int = SEARCH_CONCURRENCY, delete_cache: tuple[int, int] | None = DELETE_CACHE,
+              concurrency: int | None = None, delete_cache: tuple[int, int] | None = DELETE_CACHE,
               forget_after_s: float = FORGET_UPLOAD_AFTER_S) -> gr.Blocks:
     """The StyliShi page for a loaded search service. Launch it with `server.launch_options(demo)`.
 
     Privacy: each query's upload is deleted `forget_after_s` seconds after its query (`demo.upload_janitor`), and
-    `delete_cache` purges anything left over, e.g. files uploaded and never queried.
+    `delete_cache` purges anything left over, e.g. files uploaded and never queried. `concurrency`: searches at once
+    (default: the service's `limits.searches_at_once`, STYLISHI_SEARCHES_AT_ONCE).
     """
+    concurrency = concurrency or service.limits.searches_at_once
     example_files = query_examples(examples_dir)
     example_items = catalog_examples(service)
     media = Media(service.catalog.thumb_dir, example_files)

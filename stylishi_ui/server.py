@@ -61,7 +61,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
     from .api import API_NAMES
     from .guard import RateLimit, RequestGuard
     from .media import stats_route
-    from .page import CSS, JS, SEARCH_CONCURRENCY
+    from .page import CSS, JS
     from .rest import PATH as REST_PATH, SearchAPI
 
     limits = service.limits
@@ -69,7 +69,7 @@ def launch_options(demo, service, *, mcp: bool = False, requests_per_minute: int
                        rate=RateLimit(limits.requests_per_minute if requests_per_minute is None
                                                  else requests_per_minute), form_paths=[REST_PATH],
                        on_upload=demo.upload_janitor.uploaded)
-    rest = demo.rest_api = SearchAPI(service, demo.media, running=SEARCH_CONCURRENCY)
+    rest = demo.rest_api = SearchAPI(service, demo.media, running=limits.searches_at_once)
     return dict(
         app_kwargs={"routes": [*demo.media.routes(), rest.route(),
                                stats_route(lambda: {**service_stats(service), "rest": rest.admission.snapshot()})],

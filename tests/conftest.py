@@ -1,4 +1,4 @@
-"""Shared fixtures: one offline demo index (tiny random CLIP + generated garments) built once per test session."""
+"""Shared fixtures: one offline demo index (the trained tiny CLIP + generated garments) built once per test session."""
 from __future__ import annotations
 
 import os

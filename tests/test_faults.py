@@ -205,6 +205,7 @@ def test_a_named_index_that_cannot_be_loaded_stops_the_app_without_the_demo(comm
 BAD_SETTINGS = [  # (env, argv, the start of the one line)
     ({"STYLISHI_EMBED_MODE": "bogus"}, [], "STYLISHI_EMBED_MODE=bogus is not one of the accepted values: auto, fp32"),
     ({"STYLISHI_MAX_TEXT": "abc"}, [], "STYLISHI_MAX_TEXT=abc is not a whole number"),
+    ({"STYLISHI_SEARCHES_AT_ONCE": "0"}, [], "STYLISHI_SEARCHES_AT_ONCE=0 is too small: give a whole number of at least 1"),
     ({}, ["--threads", "-2"], "--threads -2 is too small"),
     ({}, ["--fallback", "sometimes"], "--fallback sometimes is not one of the accepted values: none, starter, demo"),
 ]
