@@ -62,6 +62,7 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)  # what the source said about itself, e.g. metadata mismatches
     embed_mode: str = "fp32"  # the image path that made the catalog's vectors
     gate: list = field(default_factory=list)  # build_gate.GateVerdict of each faster path judged (fast builds)
+    fp32_engine: str = "torch"  # what computed fp32 vectors: torch, or OpenVINO at f32 (Embedder.use_exact_engine)
     stages_s: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over threads
 
     @property
@@ -81,7 +82,8 @@ class BuildReport:
             f"  build time   {self.seconds:.1f} s",
             f"  throughput   {self.images_per_s:.1f} images/s",
             f"  validation   {self.validation_passed}/{self.validated} sampled items found themselves at rank 1",
-            f"  embedding    {self.embed_mode}" + ("" if self.gate else " (the reference)"),
+            f"  embedding    {self.embed_mode}" + ("" if self.gate else " (the reference)")
+            + ("" if self.fp32_engine == "torch" else f"; fp32 computed by {self.fp32_engine}"),
             *(f"  build gate   {verdict}" for verdict in self.gate),
             *(f"  note         {note}" for note in self.notes),
         ])
@@ -329,6 +331,9 @@ def _build(records: Iterable[Record], embedder: Embedder, out: Path, *, limit: i
         log.info("build: the source can be read only once, so a fast path failing the catalog gate could not be "
                  "undone: embedding in fp32")
         fast = False
+    if fast and not ray:  # fp32 passes (the gate's reference, a redo, calibration) through OpenVINO at f32 if exact
+        with clock.stage("fast path set-up"):
+            embedder.use_exact_engine()
     if ray:
         from .ray_build import embed_on_ray
 
@@ -616,7 +621,8 @@ def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *,
                           model={"id": model_ref, "revision": embedder.revision, "mode": embedder.mode,
                                  "family": embedder.family.name},
                           source=source or {}, milvus=milvus,
-                          extra={"build": {"embed_mode": embedder.mode, "gate": gate}} if gate else None)
+                          extra={"build": {"embed_mode": embedder.mode, "gate": gate, "fp32_engine": embedder.engine}}
+                          if gate else None)
     if calibrate:
         from .calibration import calibrate_index
 
@@ -635,6 +641,7 @@ def _finish_build(records, embedder: Embedder, out: Path, embedded: Embedded, *,
                        index_type=index_type,
                        bytes_on_disk=size, seconds=seconds, validated=len(sample), validation_passed=passed,
                        failures=failures, notes=list(getattr(records, "notes", [])), embed_mode=embedder.mode,
+                       fp32_engine=embedder.engine,
                        gate=list(embedded.gate), stages_s={k: round(v, 3) for k, v in clock.seconds.items()})
 
 

@@ -92,6 +92,8 @@ class Embedder:
         self.dim = self.family.dim(model.config)
         self._fast_image_tower = None  # an OpenVINO-compiled image tower, when that mode is on
         self._fast_text_tower = None  # an OpenVINO-compiled text tower, when it passed its own fidelity gate
+        self._exact_image_tower = None  # OpenVINO at f32 for fp32 pictures (builds: use_exact_engine)
+        self.engine = "torch"  # what computes fp32 picture vectors: "torch" or "openvino-f32"
         self.text_mode = mode  # the text tower's path: fp32, bf16, int8 or openvino (logged, shown in /stats)
         self._model_path: Path | None = None
         self._max_text_tokens = self.family.max_text_tokens(model.config, getattr(processor, "tokenizer", None))
@@ -156,6 +158,8 @@ class Embedder:
     def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
         if self._fast_image_tower is not None:
             return _normalise(torch.from_numpy(self._fast_image_tower(pixel_values.numpy())))
+        if self._exact_image_tower is not None and self.mode == "fp32":
+            return _normalise(torch.from_numpy(self._exact_image_tower(pixel_values.numpy())))
         pixel_values = pixel_values.to(self.device)
         with self._autocast():
             out = self.model.get_image_features(pixel_values=pixel_values)
@@ -247,6 +251,34 @@ class Embedder:
                 undo_tower()
             self.mode = "fp32"
         return back
+
+    def use_exact_engine(self) -> bool:
+        """fp32 picture embedding through OpenVINO at f32 (fp32 weights and arithmetic: ~2x torch eager on 2 cores),
+        kept only if every probe picture's vector matches torch's at cosine >= fidelity.EXACT_COSINE. For builds,
+        whose fp32 passes (the reference of the build gate, a catalog the gate sent back to fp32, calibration) are
+        their slowest part; `mode` stays "fp32". True if in use."""
+        if self.mode != "fp32" or self.device != "cpu" or self._fast_image_tower is not None:
+            return False
+        if not _openvino_available():
+            return False
+        from . import openvino_backend
+        from .config import cache_dir
+
+        reference = fidelity.reference_vectors(self, "image")
+        key = f"{self.weights_key()}|{openvino_backend.version()}"
+        with quiet_framework():
+            tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key, exact=True,
+                                                        threads=torch.get_num_threads(), source=self._weights_source())
+        self._exact_image_tower = tower
+        cosine = float(np.min(np.sum(reference * fidelity.embed_probes(self, "image"), axis=1)))
+        if cosine < fidelity.EXACT_COSINE:
+            log.info("OpenVINO f32 pictures of %s differ from torch's (cosine %.7f < %s): fp32 stays in torch",
+                     self.model_id, cosine, fidelity.EXACT_COSINE)
+            self._exact_image_tower = None
+            return False
+        self.engine = "openvino-f32"
+        log.info("fp32 pictures through OpenVINO at f32 (cosine to torch on probe pictures: %.7f)", cosine)
+        return True
 
     def _install_image_tower(self, candidate: str):
         """Install a faster image tower; returns how to undo it."""

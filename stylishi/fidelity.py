@@ -32,6 +32,8 @@ MIN_COSINE = 0.99
 GAP_SHARE = 0.25
 # The OpenVINO text tower must be closer still: it replaces torch's for every text query (and lets the torch model go).
 TEXT_MIN_COSINE = 0.999
+# An engine that stands in for torch fp32 itself (OpenVINO at f32, in builds) must give the same vectors, to rounding.
+EXACT_COSINE = 0.99999
 PROBE_VERSION = "probes-v2"
 PROBE_PICTURES = 7  # how many probe_pictures() makes
 # Near neighbours (one word apart) as well as far ones, like the queries a shop gets.

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from stylishi import build_gate, builder
+from stylishi import build_gate, builder, openvino_backend
 from stylishi import catalog as catalog_mod
 from stylishi.embedder import Embedder
 
@@ -137,7 +137,10 @@ def test_a_path_faithful_on_the_first_pictures_but_not_across_the_catalog_falls_
     assert verdict.stage == "catalog" and not verdict.faithful and verdict.overlap < build_gate.MIN_OVERLAP
     assert verdict.cosine_min >= build_gate.MIN_COSINE  # refused for its neighbours alone
     assert report.embed_mode == "fp32" and "fp32 pass after a failed gate (wall)" in report.stages_s
+    if openvino_backend.available():  # the fp32 passes (reference, redo) ran through OpenVINO at f32: same vectors
+        assert report.fp32_engine == "openvino-f32" and "fp32 computed by openvino-f32" in report.summary()
     manifest = json.loads((tmp_path / "refused" / "manifest.json").read_text())
+    assert manifest["build"]["fp32_engine"] == report.fp32_engine
     assert manifest["model"]["mode"] == "fp32" and manifest["build"]["gate"][-1]["faithful"] is False
     ids_s, vec_s = _vectors(fp32.out)
     ids_r, vec_r = _vectors(report.out)
@@ -149,6 +152,21 @@ def test_a_one_shot_source_is_embedded_in_fp32(demo_index, records, tmp_path, mo
     _stand_in_fast_path(monkeypatch, noise=0.0)
     report = builder.build(iter(records[:40]), _fp32(demo_index), tmp_path / "once", progress=False, fast=True)
     assert report.embed_mode == "fp32" and report.gate == []
+
+
+def test_the_exact_engine_gives_torchs_fp32_vectors(demo_index, records):
+    pytest.importorskip("openvino")
+    from stylishi.images import load_image
+
+    pictures = [load_image(r.image) for r in records[:40] if r.id != "broken"]
+    torch_fp32 = _fp32(demo_index)
+    exact = _fp32(demo_index)
+    assert exact.use_exact_engine() and exact.engine == "openvino-f32" and exact.mode == "fp32"
+    want, got = torch_fp32.embed_images(pictures), exact.embed_images(pictures)
+    assert np.sum(want * got, axis=1).min() >= 0.99999
+    assert torch_fp32.engine == "torch"
+    bf16 = Embedder.load(demo_index / "model", device="cpu", mode="bf16")
+    assert not bf16.use_exact_engine()  # only an fp32 embedder has fp32 passes to stand in for
 
 
 def test_too_few_pictures_to_judge_stay_fp32(demo_index, records, tmp_path):
