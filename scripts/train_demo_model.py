@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Train the offline demo's tiny CLIP and write it to data/demo_model/ (weights, tokenizer, config, SHA256SUMS).
 
-    python scripts/train_demo_model.py            # the shipped model: seeded; ~75 minutes on 2 CPU cores
+    bash scripts/make_demo_model.sh               # the shipped model: two runs of this script, seeded; ~2 h on 2 cores
+    python scripts/train_demo_model.py            # its first run alone (16,000 steps from a fresh model; ~70 min)
     python scripts/train_demo_model.py --steps 5 --pool 64 --out /tmp/m --no-eval   # a smoke run, seconds
-    python scripts/train_demo_model.py --init data/demo_model --lr 5e-4 --clean-steps 0 --steps 8000 --out /tmp/m
-                                                  # go on training a saved model (tried: no gain, README)
+    python scripts/train_demo_model.py --init DIR --pool 16000 --lr 1e-3 --clean-steps 0 --ramp-steps 1 --steps 8000
+                                                  # go on training a saved model on twice the garments (the second run)
 
 What it learns from: 8,000 garments drawn by `stylishi.demo.garment_picture` from the *training* seed range (never
 the catalog's or the held-out queries'), each as a clean product shot and three camera-like shots
