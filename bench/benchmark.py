@@ -353,7 +353,8 @@ def bench_build(model_dir: Path, work: Path, n: int) -> dict:
     for name, r in runs.items():
         pass_s = r.stages_s.get("embedding pass (wall)", r.seconds)
         workers = 0 if r is before else builder.default_workers()
-        out(f"| {name} | {workers} | {r.embed_mode} | **{r.images_per_s:.1f}** | {r.images_per_s / before.images_per_s:.2f}x "
+        mode = r.embed_mode + (f" ({r.fp32_engine})" if r.embed_mode == "fp32" and r.fp32_engine != "torch" else "")
+        out(f"| {name} | {workers} | {mode} | **{r.images_per_s:.1f}** | {r.images_per_s / before.images_per_s:.2f}x "
             f"| {r.items / pass_s:.1f} |")
     out()
     out("Where the time goes (seconds; stages on worker threads are summed over the threads, so with workers they "

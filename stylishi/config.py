@@ -22,7 +22,7 @@ DEFAULT_INDEX_REPO = "stylishi/fashion-product-index"
 EMBED_MODES = ("auto", "fp32", "bf16", "int8", "openvino")
 # What to serve when the index cannot be had: nothing else, a starter index (Hub indexes), or also the offline demo.
 FALLBACKS = ("none", "starter", "demo")
-SEARCHES_AT_ONCE = 2  # default of STYLISHI_SEARCHES_AT_ONCE (Limits.searches_at_once)
+SEARCHES_AT_ONCE = 4  # default of STYLISHI_SEARCHES_AT_ONCE (Limits.searches_at_once)
 FOCUS_SETTINGS = ("auto", "on", "off")  # photo searches focused on their main garment (stylishi.focus)
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
