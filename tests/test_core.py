@@ -415,3 +415,14 @@ def test_the_stylishi_command(capsys):
             __import__(module)
         except ModuleNotFoundError:  # not written yet: a clear sentence, not a traceback
             assert cli.main([name, "--help"]) == 2 and f"no {module} yet" in capsys.readouterr().err
+
+
+def test_the_heap_arena_cap_defers_to_malloc_arena_max(monkeypatch):
+    import platform
+
+    from stylishi.serving import cap_heap_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert cap_heap_arenas() is False  # the person's own setting stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert cap_heap_arenas(8) is (platform.libc_ver()[0] == "glibc")  # 8: glibc's own default on 1 core, harmless
