@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # read once, when huggingface_hub is imported
     from stylishi import StyliShiError
     from stylishi.privacy import empty_folder
-    from stylishi.serving import warm_up
+    from stylishi.serving import cap_heap_arenas, warm_up
 
     t0 = time.perf_counter()
     try:  # every setting checked before anything loads: one line naming it, no traceback, no wasted work
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         return 2
     set_threads(settings.threads, faiss_threads=1)
+    cap_heap_arenas()
     if args.milvus_uri:  # read where the catalog opens its store (stylishi.catalog.load; docs/scale.md)
         os.environ["STYLISHI_MILVUS_URI"] = args.milvus_uri
     try:
