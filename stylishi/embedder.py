@@ -239,7 +239,7 @@ class Embedder:
         if mode == "openvino":
             if self.device != "cpu" or not _openvino_available():
                 raise ModelError("The OpenVINO image path runs on the CPU with the openvino package installed.")
-            undo_tower = self._install_image_tower("openvino")
+            undo_tower = self._install_image_tower("openvino", in_child=False)  # a build's memory is short-lived
         elif mode == "bf16":
             undo_tower = None
         else:
@@ -268,7 +268,7 @@ class Embedder:
         key = f"{self.weights_key()}|{openvino_backend.version()}"
         with quiet_framework():
             tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key, exact=True,
-                                                        threads=torch.get_num_threads(), source=self._weights_source())
+                                                        threads=torch.get_num_threads(), source=None)  # in process
         self._exact_image_tower = tower
         cosine = float(np.min(np.sum(reference * fidelity.embed_probes(self, "image"), axis=1)))
         if cosine < fidelity.EXACT_COSINE:
@@ -280,8 +280,9 @@ class Embedder:
         log.info("fp32 pictures through OpenVINO at f32 (cosine to torch on probe pictures: %.7f)", cosine)
         return True
 
-    def _install_image_tower(self, candidate: str):
-        """Install a faster image tower; returns how to undo it."""
+    def _install_image_tower(self, candidate: str, in_child: bool = True):
+        """Install a faster image tower; returns how to undo it. in_child: a first conversion runs in a child process
+        (what a server keeps; openvino_backend); a build converts in process, saving the child's Python start-up."""
         if candidate == "int8":
             tower = self.family.image_tower
             fp32_vision = getattr(self.model, tower)
@@ -297,7 +298,8 @@ class Embedder:
         with quiet_framework():
             self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
                                                                          threads=torch.get_num_threads(),
-                                                                         source=self._weights_source())
+                                                                         source=self._weights_source() if in_child
+                                                                         else None)
         log.info("OpenVINO image tower compiled (inference precision %s)", self._fast_image_tower.precision)
 
         def undo() -> None:
