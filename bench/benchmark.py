@@ -244,13 +244,14 @@ def precision(emb) -> str:
     return f" ({tower.precision})" if tower is not None else ""
 
 
-def bench_fidelity(model_dir: Path) -> None:
-    """Cosine to fp32 and top-10 overlap on the demo catalog, queries being webcam-like frames of its items."""
+def bench_fidelity(model_dir: Path, limit: int | None = None) -> None:
+    """Cosine to fp32 and top-10 overlap on the demo catalog (its first `limit` items), queries being webcam-like
+    frames of its items."""
     from stylishi.demo import demo_items
     from stylishi.embedder import Embedder
     from stylishi.index import exact_top_k
 
-    items = list(demo_items())
+    items = list(demo_items(limit=limit))
     catalog_pics = [it.image for it in items]
     queries = [webcam_frame(it.image, i) for i, it in enumerate(items[::4])]
     fp32 = Embedder.load(model_dir, device="cpu", mode="fp32")
@@ -750,8 +751,8 @@ def main() -> None:
             bench_memory(catalog_dir, args.memory_mode)
             return finish(args, t_all)
         modes = bench_modes(model_dir, catalog_dir, 40 if small else 200)
-        bench_fidelity(model_dir)
-        builds = bench_build(model_dir, work, 256 if small else 1024)
+        bench_fidelity(model_dir, limit=200 if small else None)  # the whole demo catalog in fp32 takes ~80 s
+        builds = bench_build(model_dir, work, 160 if small else 1024)
         bench_look(model_dir, catalog_dir, work, 5 if small else 20, tiny=args.tiny)
         load = {}
         if not args.skip_http:
