@@ -93,7 +93,6 @@ class Embedder:
         self._fast_image_tower = None  # an OpenVINO-compiled image tower, when that mode is on
         self._fast_text_tower = None  # an OpenVINO-compiled text tower, when it passed its own fidelity gate
         self._exact_image_tower = None  # OpenVINO at f32 for fp32 pictures (builds: use_exact_engine)
-        self.engine = "torch"  # what computes fp32 picture vectors: "torch" or "openvino-f32"
         self.text_mode = mode  # the text tower's path: fp32, bf16, int8 or openvino (logged, shown in /stats)
         self._model_path: Path | None = None
         self._max_text_tokens = self.family.max_text_tokens(model.config, getattr(processor, "tokenizer", None))
@@ -265,7 +264,7 @@ class Embedder:
         from .config import cache_dir
 
         reference = fidelity.reference_vectors(self, "image")
-        key = f"{self.weights_key()}|{openvino_backend.version()}"
+        key = self._openvino_key()
         with quiet_framework():
             tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key, exact=True,
                                                         threads=torch.get_num_threads(), source=None)  # in process
@@ -276,7 +275,6 @@ class Embedder:
                      self.model_id, cosine, fidelity.EXACT_COSINE)
             self._exact_image_tower = None
             return False
-        self.engine = "openvino-f32"
         log.info("fp32 pictures through OpenVINO at f32 (cosine to torch on probe pictures: %.7f)", cosine)
         return True
 
@@ -294,7 +292,7 @@ class Embedder:
         from . import openvino_backend
         from .config import cache_dir
 
-        key = f"{self.weights_key()}|{openvino_backend.version()}"
+        key = self._openvino_key()
         with quiet_framework():
             self._fast_image_tower = openvino_backend.OpenVINOImageTower(self.model, cache=cache_dir(), key=key,
                                                                          threads=torch.get_num_threads(),
@@ -330,7 +328,7 @@ class Embedder:
         if neighbour_gap is None:  # not the probe texts' own gap: a random text tower maps every text close together
             neighbour_gap = fidelity.closest_gap(fidelity.reference_vectors(self, "image"))
         reference = fidelity.reference_vectors(self, "text")
-        key = f"{self.weights_key()}|{openvino_backend.version()}"
+        key = self._openvino_key()
         try:
             with quiet_framework():
                 self._fast_text_tower = openvino_backend.OpenVINOTextTower(
@@ -365,6 +363,17 @@ class Embedder:
     def _weights_source(self) -> tuple[str, str | None] | None:
         """Where a child process finds these weights (to convert a tower there), or None: convert in process."""
         return (str(self._model_path), self.revision) if self._model_path is not None else None
+
+    @property
+    def engine(self) -> str:
+        """What computes fp32 picture vectors: "torch", or "openvino-f32" (use_exact_engine)."""
+        return "torch" if self._exact_image_tower is None else "openvino-f32"
+
+    def _openvino_key(self) -> str:
+        """The cache key of this model's OpenVINO towers: its weights and the OpenVINO version."""
+        from . import openvino_backend
+
+        return f"{self.weights_key()}|{openvino_backend.version()}"
 
     def weights_key(self) -> str:
         """What identifies the weights: id and revision, plus the weight file's path, size and time if local."""
